@@ -1,0 +1,34 @@
+# Two commands do everything on a fresh machine (see README.md):
+#   make run    set up .venv and launch the station on its embedded default
+#   make test   set up .venv and run the whole test suite
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.station-installed
+
+.PHONY: setup run test test-all lint bench screenshots clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	@touch $@
+
+run: setup
+	$(BIN)/station
+
+test: setup
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest
+
+lint: setup
+	$(BIN)/ruff check station tests
+	$(BIN)/lint-imports
+
+bench: setup
+	$(BIN)/station bench --out docs/bench.json
+
+clean:
+	rm -rf $(VENV) .pytest_cache build dist *.egg-info

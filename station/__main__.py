@@ -1,0 +1,5 @@
+import sys
+
+from station.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,88 @@
+"""Entry point of the ``station`` command.
+
+``station`` alone opens the window; ``station <command> ...`` runs one headless task. Errors the user
+can fix (a missing folder, a broken recipe, an unknown camera) are printed as one clear line and
+exit with status 2 -- never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+import station
+
+# Sub-command modules under station.cli, in the order --help lists them.
+COMMANDS = [
+    "train", "eval", "inspect_image", "retune",
+    "inspect", "cameras", "results",
+    "weights", "export", "bench",
+    "gui", "selftest",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="station", description="Visual inspection station: teach parts from good samples, inspect, review.")
+    parser.add_argument("--version", action="version", version=f"station {station.__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)")
+    sub = parser.add_subparsers(dest="command", metavar="<command>")
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"station.cli.{name}")
+        except ModuleNotFoundError as exc:  # a command not built yet; any other import error is a bug
+            if exc.name != f"station.cli.{name}":
+                raise
+            continue
+        module.register(sub)
+    return parser
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that mean bad input, reported as one line instead of a traceback."""
+    from station.core.datasets import DatasetError
+    from station.core.images import ImageLoadError
+    from station.core.recipe import RecipeError
+    from station.detectors.base import UnknownDetectorError
+
+    errors: list[type[BaseException]] = [DatasetError, ImageLoadError, RecipeError, UnknownDetectorError,
+                                         FileNotFoundError, PermissionError]
+    try:
+        from station.acquisition.base import SourceError
+
+        errors.append(SourceError)
+    except ImportError:
+        pass
+    for module, name in (("station.weights", "WeightsError"),):
+        try:
+            errors.append(getattr(importlib.import_module(module), name))
+        except (ImportError, AttributeError):
+            pass
+    return tuple(errors)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.WARNING - 10 * min(2, args.verbose)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command is None:
+        if "gui" in parser._subparsers._group_actions[0].choices:  # noqa: SLF001 - our own parser
+            args = parser.parse_args(["gui", *(argv or [])])
+        else:
+            parser.print_help()
+            return 0
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except user_errors() as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""The one place that picks the compute device (torch) and the ONNX Runtime providers.
+
+Torch and ONNX Runtime are imported lazily, so a station running only the variation model never
+loads them. Every choice is logged; a requested GPU that is not there falls back to the CPU with a
+warning instead of an error.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DeviceChoice:
+    device: str  # "cuda", "cuda:1", "cpu"
+    name: str  # human-readable, e.g. "NVIDIA H100 80GB HBM3" or "CPU (2 threads)"
+    reason: str = ""
+
+    @property
+    def is_cuda(self) -> bool:
+        return self.device.startswith("cuda")
+
+
+def cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
+
+
+def pick_device(preference: str = "auto") -> DeviceChoice:
+    """``"auto"`` -> the first GPU if there is one, else the CPU; ``"cuda[:n]"`` -> that GPU or the
+    CPU with a warning; ``"cpu"`` -> the CPU."""
+    import torch
+
+    pref = (preference or "auto").lower()
+    if pref not in ("auto", "cpu") and not pref.startswith("cuda"):
+        raise ValueError(f"unknown device {preference!r}; use 'auto', 'cpu' or 'cuda[:index]'")
+    if pref != "cpu" and torch.cuda.is_available():
+        dev = "cuda" if pref == "auto" else pref
+        index = int(dev.split(":")[1]) if ":" in dev else 0
+        if index < torch.cuda.device_count():
+            choice = DeviceChoice(dev, torch.cuda.get_device_name(index), "GPU available")
+            log.info("compute device: %s (%s)", choice.device, choice.name)
+            return choice
+        reason = f"{dev} requested but only {torch.cuda.device_count()} GPU(s) present; using the CPU"
+    elif pref.startswith("cuda"):
+        reason = f"{pref} requested but no CUDA GPU is available; using the CPU"
+    else:
+        reason = "CPU requested" if pref == "cpu" else "no CUDA GPU available"
+    if pref.startswith("cuda"):
+        log.warning(reason)
+    choice = DeviceChoice("cpu", f"CPU ({torch.get_num_threads()} threads)", reason)
+    log.info("compute device: cpu (%s)", reason)
+    return choice
+
+
+def onnx_providers(device: str = "auto") -> list[str]:
+    """ONNX Runtime execution providers for ``device``: CUDA first where it is available and wanted,
+    the CPU provider always last as the fallback."""
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    wanted = []
+    if device != "cpu" and "CUDAExecutionProvider" in available and cuda_available():
+        wanted.append("CUDAExecutionProvider")
+    wanted.append("CPUExecutionProvider")
+    log.info("ONNX Runtime providers: %s (available: %s)", wanted, available)
+    return wanted
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """True for a GPU out-of-memory error (torch or ONNX Runtime), which callers retry on the CPU."""
+    text = f"{type(exc).__name__}: {exc}".lower()
+    return "out of memory" in text or "outofmemoryerror" in text or "cudaerrormemoryallocation" in text
