@@ -1,0 +1,28 @@
+"""Shared fixtures. Qt runs offscreen in tests; the real MVTec data is optional (tests skip cleanly)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before anything can load Qt
+
+REPO = Path(__file__).resolve().parents[1]
+MVTEC_ROOT = Path(os.environ.get("STATION_MVTEC_ROOT", REPO.parent / "shared" / "data" / "mvtec_ad"))
+
+
+@pytest.fixture(scope="session")
+def mvtec_bottle() -> Path:
+    """The real MVTec AD bottle category (read in place), or skip."""
+    path = MVTEC_ROOT / "bottle"
+    if not (path / "train" / "good").is_dir():
+        pytest.skip(f"MVTec AD bottle not found at {path}")
+    return path
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(1234)
