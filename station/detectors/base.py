@@ -14,6 +14,7 @@ import difflib
 import importlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
@@ -67,6 +68,18 @@ class Detector(Protocol):
     def from_state(cls, config: dict[str, Any], state: dict[str, np.ndarray], **runtime: Any) -> Detector:
         """Rebuild a fitted detector. ``runtime`` carries machine-specific options (e.g. ``device``)."""
         ...
+
+
+@runtime_checkable
+class SupportsOnnx(Protocol):
+    """Optional: detectors whose network can run through ONNX Runtime.
+
+    ``export_onnx`` writes the ONNX file(s) of the fitted detector into ``directory`` and returns their
+    paths; ``from_state(..., backend="onnxruntime", onnx_dir=directory)`` then runs inference through
+    them (``backend="torch"`` is the default everywhere).
+    """
+
+    def export_onnx(self, directory: Path) -> list[Path]: ...
 
 
 @dataclass(frozen=True)
