@@ -48,7 +48,7 @@ class Problems:
     items: list[tuple[Path, str]] = field(default_factory=list)
 
     def add(self, path: Path, message: str) -> None:
-        log.warning("skipped %s: %s", path, message)
+        log.warning("%s: %s", path, message)
         self.items.append((path, message))
 
     def __len__(self) -> int:

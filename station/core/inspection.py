@@ -15,7 +15,7 @@ import numpy as np
 
 from station.core.images import convert_color
 from station.core.recipe import Recipe
-from station.core.regions import DefectRegion, Verdict, find_regions, verdict_for
+from station.core.regions import DefectRegion, Verdict, find_regions, shift_region, verdict_for
 from station.detectors.base import Detector, detector_class
 
 
@@ -64,6 +64,17 @@ def preprocess(image: np.ndarray, preprocessing: dict[str, Any]) -> np.ndarray:
     return convert_color(image, preprocessing.get("color_mode", "rgb"))
 
 
+def runtime_options(kind: str, **options: Any) -> dict[str, Any]:
+    """The subset of ``options`` (e.g. ``device``, ``backend``) that detector ``kind``'s ``from_state``
+    accepts, so callers can pass machine options without knowing each detector."""
+    import inspect
+
+    params = inspect.signature(detector_class(kind).from_state).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return {k: v for k, v in options.items() if v is not None}
+    return {k: v for k, v in options.items() if k in params and v is not None}
+
+
 def detector_from_recipe(recipe: Recipe, **runtime: Any) -> Detector:
     """Rebuild the recipe's fitted detector (``runtime``: e.g. ``device='cuda'``)."""
     cls = detector_class(recipe.detector_kind)
@@ -97,7 +108,7 @@ class Inspector:
         for amap, score in zip(pred.anomaly_maps, pred.scores, strict=True):
             regions = find_regions(amap, self.threshold, self.min_defect_area_px)
             if roi:
-                regions = [_offset(r, int(roi[0]), int(roi[1])) for r in regions]
+                regions = [shift_region(r, int(roi[0]), int(roi[1])) for r in regions]
             results.append(InspectionResult(
                 verdict=verdict_for(regions), score=float(score), regions=regions, anomaly_map=amap,
                 threshold=self.threshold, min_defect_area_px=self.min_defect_area_px,
@@ -107,8 +118,3 @@ class Inspector:
             r.latency_ms = per_image
         return results
 
-
-def _offset(r: DefectRegion, dx: int, dy: int) -> DefectRegion:
-    x, y, w, h = r.bbox
-    return DefectRegion(r.area_px, (x + dx, y + dy, w, h), (r.centroid[0] + dx, r.centroid[1] + dy),
-                        r.peak_score, r.mean_score, r.contour + np.array([dx, dy], dtype=np.int32))

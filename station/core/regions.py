@@ -114,3 +114,10 @@ def defect_mask(anomaly_map: np.ndarray, threshold: float, min_area_px: float = 
 
 def verdict_for(regions: list[DefectRegion]) -> Verdict:
     return Verdict.NG if regions else Verdict.OK
+
+
+def shift_region(r: DefectRegion, dx: int, dy: int) -> DefectRegion:
+    """The same region moved by ``(dx, dy)`` pixels (e.g. from ROI to full-image coordinates)."""
+    x, y, w, h = r.bbox
+    return DefectRegion(r.area_px, (x + dx, y + dy, w, h), (r.centroid[0] + dx, r.centroid[1] + dy),
+                        r.peak_score, r.mean_score, r.contour + np.array([dx, dy], dtype=np.int32))
