@@ -125,7 +125,17 @@ def pixel_curves(anomaly_maps: Sequence[np.ndarray], ground_truth: Sequence[np.n
     n_ok = d.size - n_def
     if n_ok == 0:
         raise ValueError("no defect-free pixels: the false-positive rate is undefined")
-    order = np.argsort(s, kind="stable")[::-1]
+    # One argsort of every pixel is slow (tens of seconds for a category at full resolution). The
+    # defect-free pixels need no weights, so they take numpy's fast SIMD sort; only the few defect
+    # pixels are arg-sorted; a stable arg-sort of the two sorted runs then merges them in linear time.
+    ok_desc = np.sort(s[~d])[::-1]
+    d_idx = np.flatnonzero(d)
+    d_order = d_idx[np.argsort(-s[d_idx], kind="stable")]
+    s = np.concatenate((ok_desc, s[d_order]))
+    w = np.concatenate((np.zeros(n_ok), w[d_order]))
+    d = np.concatenate((np.zeros(n_ok, bool), np.ones(n_def, bool)))
+    del ok_desc, d_idx, d_order
+    order = np.argsort(-s, kind="stable")
     s = s[order]
     d = d[order]
     w = w[order]
