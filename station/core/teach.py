@@ -96,11 +96,14 @@ def teach(
     fit_s = time.perf_counter() - t0
     checkpoint(cancel)
     maps, scores = predict_maps(detector, val, progress=progress, cancel=cancel, stage="validating")
-    estimator = ThresholdEstimator(maps)
+    # The threshold is estimated on the validation maps reduced to VALIDATION_MAP_SIDE (areas scaled
+    # back to original pixels): the same maps the recipe stores, so a later re-tune from the recipe
+    # gives exactly the threshold teaching would have given, and the slider stays fast.
+    small = [_reduce(m, VALIDATION_MAP_SIDE) for m in maps]
+    estimator = ThresholdEstimator(small, image_shapes=[m.shape for m in maps])
     estimate = estimator.estimate(min_defect_area_px)
 
     state = dict(detector.get_state())
-    small = [_reduce(m, VALIDATION_MAP_SIDE) for m in maps]
     for i, m in enumerate(small):
         state[f"{VALIDATION_PREFIX}{i:04d}"] = m
     recipe = Recipe(

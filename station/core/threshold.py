@@ -6,12 +6,15 @@ is smaller than that area -- so no good validation image would be rejected.
 
 The largest-region area never grows as the threshold rises, so per map the answer is found by
 bisection over the map's own sorted values (exact: the threshold is one of the map's values), and
-maps that already pass at the running maximum cost one labelling only. That keeps re-estimation for
-a new area fast enough to follow a slider (see ``station bench``).
+maps that already pass at the running maximum cost one labelling only. Each map's answers are also
+remembered: its threshold never rises as the area grows, so earlier answers bracket the search for
+a new area, and a map whose bracket lies below the running maximum is not labelled at all. That
+keeps re-estimation fast enough to follow a slider (see ``station bench``).
 """
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -75,6 +78,9 @@ class ThresholdEstimator:
             self._maps.append(np.ascontiguousarray(m))
             self._sorted.append(np.sort(m, axis=None))
             self._scale.append((h * w) / (m.shape[0] * m.shape[1]))
+        # per map: areas asked so far (sorted) and their thresholds (non-increasing with the area)
+        self._memo_areas: list[list[float]] = [[] for _ in self._maps]
+        self._memo_thresholds: list[list[float]] = [[] for _ in self._maps]
         # Maps with the highest peaks first: the running threshold rises early and later maps mostly
         # pass with a single labelling.
         self._order = sorted(range(len(self._maps)), key=lambda i: -float(self._sorted[i][-1]))
@@ -87,17 +93,59 @@ class ThresholdEstimator:
         """The maximum of each validation map (a simple per-image score for histograms)."""
         return np.array([s[-1] for s in self._sorted], dtype=np.float64)
 
+    def _count_above(self, i: int, threshold: float) -> int:
+        values = self._sorted[i]
+        return len(values) - int(np.searchsorted(values, threshold, side="right"))
+
     def _passes(self, i: int, threshold: float, min_area: float) -> bool:
+        # fewer pixels above the threshold than the area: no region can be that large (no labelling)
+        if self._count_above(i, threshold) * self._scale[i] < min_area:
+            return True
         return largest_region_area(self._maps[i], threshold) * self._scale[i] < min_area
+
+    def _bracket(self, i: int, min_area: float) -> tuple[float, float]:
+        """``(lower, upper)`` bounds on map ``i``'s threshold for ``min_area`` from earlier answers."""
+        areas, ts = self._memo_areas[i], self._memo_thresholds[i]
+        k = bisect.bisect_left(areas, min_area)
+        if k < len(areas) and areas[k] == min_area:
+            return ts[k], ts[k]
+        upper = ts[k - 1] if k > 0 else float(self._sorted[i][-1])  # a smaller area: a higher threshold
+        lower = ts[k] if k < len(areas) else -np.inf  # a larger area: a lower threshold
+        return lower, upper
+
+    def _remember(self, i: int, min_area: float, threshold: float) -> None:
+        areas = self._memo_areas[i]
+        if len(areas) >= 4096:  # a slider makes many calls; old answers are only hints
+            areas.clear()
+            self._memo_thresholds[i].clear()
+        k = bisect.bisect_left(areas, min_area)
+        if k < len(areas) and areas[k] == min_area:
+            return
+        areas.insert(k, min_area)
+        self._memo_thresholds[i].insert(k, threshold)
 
     def threshold_for_map(self, i: int, min_area: float, lower: float = -np.inf) -> float:
         """Smallest value ``t >= lower`` among map ``i``'s values at which its largest region is below
         ``min_area`` (original pixels); ``lower`` itself if the map already passes there."""
+        known_lower, known_upper = self._bracket(i, min_area)
+        if known_upper <= lower:
+            return lower  # it passes at its own threshold, so at ``lower`` too
+        if lower > known_lower:
+            if self._passes(i, lower, min_area):
+                return lower  # one labelling; its exact threshold is not needed
+            known_lower = lower
+        exact = self._threshold_between(i, min_area, known_lower, known_upper)
+        self._remember(i, min_area, exact)
+        return max(exact, lower)
+
+    def _threshold_between(self, i: int, min_area: float, lower: float, upper: float) -> float:
+        """Map ``i``'s exact threshold, known to lie in ``[lower, upper]`` (``upper`` passes)."""
         values = self._sorted[i]
-        if lower >= values[-1] or (np.isfinite(lower) and self._passes(i, lower, min_area)):
+        if lower == upper:
             return lower
-        lo = int(np.searchsorted(values, lower, side="right")) if np.isfinite(lower) else 0
-        hi = len(values) - 1  # at the map's maximum nothing is above: always passes
+        lo = int(np.searchsorted(values, lower, side="left")) if np.isfinite(lower) else 0
+        hi = int(np.searchsorted(values, upper, side="left"))
+        hi = min(hi, len(values) - 1)  # at the map's maximum nothing is above: always passes
         if self._passes(i, float(values[lo]), min_area):
             return float(values[lo])
         while hi - lo > 1:  # invariant: fails at values[lo], passes at values[hi]
@@ -114,7 +162,9 @@ class ThresholdEstimator:
             raise ValueError("the minimum defect area must be positive (in pixels)")
         t = -np.inf
         limiting = -1
-        for i in self._order:
+        # maps that set the threshold for nearby areas first: the running maximum rises early
+        order = sorted(self._order, key=lambda j: -self._bracket(j, min_defect_area_px)[1])
+        for i in order:
             ti = self.threshold_for_map(i, min_defect_area_px, t)
             if ti > t:
                 t, limiting = ti, i
@@ -123,7 +173,8 @@ class ThresholdEstimator:
 
     def largest_areas(self, threshold: float) -> list[float]:
         """Largest region area (original pixels) on each validation map at ``threshold``."""
-        return [largest_region_area(m, threshold) * s for m, s in zip(self._maps, self._scale, strict=True)]
+        return [largest_region_area(m, threshold) * s if self._count_above(i, threshold) else 0.0
+                for i, (m, s) in enumerate(zip(self._maps, self._scale, strict=True))]
 
 
 def estimate_threshold(
