@@ -21,6 +21,7 @@ process never crashes and no call blocks for more than its timeout plus one atte
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import threading
@@ -175,6 +176,7 @@ class GenTLHub:
         with cls._instance_lock:
             if cls._instance is None:
                 cls._instance = cls()
+                atexit.register(cls._instance._close_quietly)
             return cls._instance
 
     def _ensure(self, files: Sequence[Path]) -> None:
@@ -226,6 +228,12 @@ class GenTLHub:
                 raise SourceError(f"camera {d.display_name or d.id} (serial {d.serial}) could not be opened "
                                   f"({d.access}): {_first_line(exc)}") from exc
             return ia, described[index]
+
+    def _close_quietly(self) -> None:
+        try:
+            self.close()
+        except Exception as exc:  # noqa: BLE001 - at interpreter exit there is nobody left to tell
+            log.debug("closing the GenTL hub: %s", exc)
 
     def close(self) -> None:
         """Release every acquirer and producer (tests, shutdown)."""

@@ -49,9 +49,10 @@ def render_overlay(
     rgb = convert_color(image, "rgb").copy()
     h, w = rgb.shape[:2]
     thickness = max(2, round(max(h, w) / 300))
+    # detections first and a little wider, so the ground truth drawn over them stays visible
+    draw_contours(rgb, [r.contour for r in regions], GREEN, thickness + 1)
     if ground_truth is not None and ground_truth.any():
         draw_contours(rgb, mask_contours(ground_truth), RED, thickness)
-    draw_contours(rgb, [r.contour for r in regions], GREEN, thickness)
     amap = anomaly_map if anomaly_map.shape[:2] == (h, w) else cv2.resize(anomaly_map, (w, h))
     heat = heatmap_rgb(amap, threshold)
     blended = cv2.addWeighted(convert_color(image, "rgb"), 1 - alpha, heat, alpha, 0)
