@@ -1,0 +1,158 @@
+"""``station inspect``: headless live inspection from a camera, a folder or the demo part.
+
+Example::
+
+    station inspect --source synthetic://demo --recipe models/demo --teach-demo --frames 2000
+    station inspect --source genicam://<serial> --recipe models/bracket
+    station inspect --source "folder:///data/mvtec_ad/bottle?fps=5" --recipe models/bottle --print ng
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+DEFAULT_DB = "results/results.db"
+DEFAULT_ARCHIVE = "results/images"
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be >= 0")
+    return value
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "inspect", help="inspect parts live (camera, folder replay or the demo part), without a window",
+        description="Acquire frames from a source and inspect each with a recipe; every verdict goes to the "
+                    "results database, NG images to the archive. Stop with Ctrl-C.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--source", required=True,
+                   help="genicam://<serial>[?cti=...], folder://<path>[?fps=10&loop=1] or synthetic://demo")
+    p.add_argument("--recipe", required=True, help="a part folder (its newest version) or a version folder")
+    p.add_argument("--frames", type=_count, default=0, help="stop after this many frames (0: until Ctrl-C or the "
+                                                         "source ends)")
+    p.add_argument("--teach-demo", action="store_true",
+                   help="if --recipe holds no recipe yet, teach the synthetic demo part into it first")
+    p.add_argument("--demo-detector", default="variation", help="detector for --teach-demo")
+    p.add_argument("--db", default=DEFAULT_DB, help="results database (SQLite)")
+    p.add_argument("--no-db", action="store_true", help="do not record results")
+    p.add_argument("--durability", choices=["normal", "full"], default="normal",
+                   help="full: fsync every row (survives power cuts; costs a disk flush per frame)")
+    p.add_argument("--archive", default=DEFAULT_ARCHIVE, help="folder for NG images")
+    p.add_argument("--no-archive", action="store_true", help="do not keep images")
+    p.add_argument("--archive-quota-mb", type=float, default=2048.0, help="oldest images go beyond this")
+    p.add_argument("--archive-ok-every", type=int, default=0, help="also keep every n-th OK image (0: none)")
+    p.add_argument("--queue", type=int, default=4, help="frames between acquisition and inspection")
+    p.add_argument("--device", default=None, help="inference device for the detector (e.g. cpu, cuda)")
+    p.add_argument("--print", dest="show", choices=["all", "ng", "none"], default="all",
+                   help="which verdicts to print")
+    p.add_argument("--stats-every", type=float, default=5.0, help="seconds between progress lines (0: none)")
+    p.add_argument("--json", metavar="FILE", help="write the final statistics as JSON")
+    p.set_defaults(func=run)
+
+
+def _verdict_line(live: Any) -> str:
+    f = live.frame
+    truth = f.meta.get("label")
+    truth = f"  [truth: {truth}]" if isinstance(truth, str) else ""
+    if live.result is None:
+        return f"#{f.frame_id:<7d} ERROR  {live.error}{truth}"
+    r = live.result
+    regions = ""
+    if r.regions:
+        big = r.regions[0]
+        x, y, w, h = big.bbox
+        regions = f"  {len(r.regions)} region(s), largest {big.area_px:.0f} px at ({x},{y},{w}x{h})"
+    return f"#{f.frame_id:<7d} {r.verdict.value:<5s} score {r.score:8.3f}  {live.latency_ms:6.1f} ms{regions}{truth}"
+
+
+def run(args: argparse.Namespace) -> int:
+    from station.acquisition.base import open_source
+    from station.core.inspection import Inspector
+    from station.core.recipe import load_recipe, versions
+    from station.live.archive import ImageArchive
+    from station.live.pipeline import LivePipeline
+    from station.live.results_db import ResultsError, ResultsLog
+
+    if args.teach_demo and not versions(args.recipe):
+        from station.live.demo import teach_demo
+
+        print(f"teaching the demo part into {args.recipe} ({args.demo_detector}) ...", file=sys.stderr)
+        teach_demo(args.recipe, detector_kind=args.demo_detector)
+    recipe = load_recipe(args.recipe)
+    source = open_source(args.source)
+    runtime = {"device": args.device} if args.device else {}
+    try:
+        results = None if args.no_db else ResultsLog(args.db, durability=args.durability)
+    except ResultsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    archive = None if args.no_archive else ImageArchive(args.archive, quota_mb=args.archive_quota_mb,
+                                                         ok_every=args.archive_ok_every)
+    out_lock = threading.Lock()
+
+    def on_result(live: Any) -> None:
+        if args.show == "none" or (args.show == "ng" and live.verdict == "OK"):
+            return
+        with out_lock:
+            print(_verdict_line(live), flush=True)
+
+    def on_state(state: Any, message: str) -> None:
+        with out_lock:
+            print(f"source {state.value}{': ' + message if message else ''}", file=sys.stderr, flush=True)
+
+    pipeline = LivePipeline(source, inspector_factory=lambda: Inspector(recipe, **runtime), results=results,
+                            archive=archive, queue_size=args.queue, max_frames=args.frames,
+                            on_result=on_result, on_state=on_state)
+    stop_requested = threading.Event()
+    previous_term = None
+    if threading.current_thread() is threading.main_thread():
+        previous_term = signal.signal(signal.SIGTERM, lambda *_: stop_requested.set())
+    interrupted = False
+    print(f"inspecting {args.source} with {recipe.label} ({recipe.detector_kind}); Ctrl-C stops", file=sys.stderr)
+    try:
+        try:
+            pipeline.start()
+            next_report = time.monotonic() + args.stats_every
+            while pipeline.running and not stop_requested.is_set():
+                pipeline.wait(0.2)
+                if args.stats_every > 0 and time.monotonic() >= next_report:
+                    next_report += args.stats_every
+                    s = pipeline.stats()
+                    with out_lock:
+                        print(f"[{s.source_state}] {s.summary()}", file=sys.stderr, flush=True)
+        except KeyboardInterrupt:
+            interrupted = True
+            print("stopping ...", file=sys.stderr, flush=True)
+        stats = pipeline.stop(timeout=15.0)
+    finally:
+        if previous_term is not None:
+            signal.signal(signal.SIGTERM, previous_term)
+        if archive is not None:
+            archive.close()
+        if results is not None:
+            results.close()
+    print(stats.summary(), file=sys.stderr)
+    if results is not None:
+        print(f"results: {args.db} ({stats.db_rows} rows written"
+              f"{f', {stats.db_errors} failed' if stats.db_errors else ''})", file=sys.stderr)
+    if archive is not None:
+        print(f"images: {args.archive} ({archive.written} written, {archive.deleted} removed for the quota, "
+              f"{archive.usage_bytes / 1e6:.1f} MB)", file=sys.stderr)
+    if args.json:
+        data = {**stats.to_dict(), "in_flight": stats.in_flight, "source": args.source, "recipe": recipe.label,
+                "db_p50_ms": pipeline.db_time.percentiles(50)[0], "db_p95_ms": pipeline.db_time.percentiles(95)[0]}
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    if pipeline.error is not None:
+        raise pipeline.error
+    return 130 if interrupted else 0

@@ -1,0 +1,106 @@
+"""Running numbers of a live run: counts, throughput and latency percentiles, in bounded memory."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+
+class LatencyWindow:
+    """The last ``size`` values (milliseconds); percentiles over them. Memory stays bounded however
+    long the line runs."""
+
+    def __init__(self, size: int = 2000) -> None:
+        self._values: deque[float] = deque(maxlen=size)
+        self._lock = threading.Lock()
+
+    def add(self, value_ms: float) -> None:
+        with self._lock:
+            self._values.append(float(value_ms))
+
+    def percentiles(self, *qs: float) -> list[float | None]:
+        with self._lock:
+            if not self._values:
+                return [None for _ in qs]
+            data = np.fromiter(self._values, dtype=np.float64, count=len(self._values))
+        return [float(v) for v in np.percentile(data, qs)]
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+
+class RateMeter:
+    """Events per second over the last ``window`` seconds."""
+
+    def __init__(self, window: float = 5.0) -> None:
+        self.window = window
+        self._times: deque[float] = deque()
+        self._lock = threading.Lock()
+
+    def tick(self, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            self._times.append(now)
+            while self._times and now - self._times[0] > self.window:
+                self._times.popleft()
+
+    def rate(self, now: float | None = None) -> float:
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            while self._times and now - self._times[0] > self.window:
+                self._times.popleft()
+            if len(self._times) < 2:
+                return 0.0
+            span = max(now - self._times[0], 1e-6)
+            return (len(self._times) - 1) / span if span > 0 else 0.0
+
+
+@dataclass
+class PipelineStats:
+    """A snapshot of a live run (all counts since start)."""
+
+    acquired: int = 0  # frames the source delivered
+    inspected: int = 0  # frames with a verdict
+    failed: int = 0  # frames whose inspection raised (logged as ERROR)
+    dropped: int = 0  # frames pushed out of the hand-off because inspection fell behind
+    queued: int = 0  # frames waiting in the hand-off now
+    ok: int = 0
+    ng: int = 0
+    db_rows: int = 0
+    db_errors: int = 0
+    archived: int = 0
+    elapsed_s: float = 0.0  # since the first frame
+    throughput_fps: float = 0.0  # inspected / elapsed
+    recent_fps: float = 0.0  # over the last few seconds
+    latency_p50_ms: float | None = None  # acquisition -> verdict
+    latency_p95_ms: float | None = None
+    inspect_p50_ms: float | None = None  # the inspector alone
+    inspect_p95_ms: float | None = None
+    source_state: str = "closed"
+    reconnects: int = 0
+    error: str = ""  # why the run stopped, if it failed
+
+    @property
+    def in_flight(self) -> int:
+        """Frames acquired but neither finished nor dropped nor queued (0 or 1 between frames)."""
+        return self.acquired - self.inspected - self.failed - self.dropped - self.queued
+
+    def accounted(self) -> bool:
+        return self.in_flight == 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def summary(self) -> str:
+        def ms(v: float | None) -> str:
+            return "-" if v is None else f"{v:.1f}"
+
+        return (f"{self.inspected} inspected ({self.ok} OK, {self.ng} NG, {self.failed} failed), "
+                f"{self.dropped} dropped of {self.acquired} acquired in {self.elapsed_s:.1f} s: "
+                f"{self.throughput_fps:.1f} fps; latency p50 {ms(self.latency_p50_ms)} ms, "
+                f"p95 {ms(self.latency_p95_ms)} ms (inspection p50 {ms(self.inspect_p50_ms)} ms, "
+                f"p95 {ms(self.inspect_p95_ms)} ms)")
