@@ -84,6 +84,10 @@ def test_plain_folder_with_a_corrupt_file(tmp_path):
     assert all(f.image.shape == (20, 30, 3) for f in frames)
     assert frames[0].meta["label"] is None and frames[0].meta["mask"] is None
     assert len(src.problems) == 1 and "b.png" in str(src.problems.items[0][0])
+    looping = FolderSource(folder, loop=True)
+    looping.start()
+    assert len([looping.next_frame() for _ in range(9)]) == 9 and looping.loops == 4
+    assert len(looping.problems) == 1  # reported once, not on every pass
 
 
 def test_nothing_readable_fails_clearly(tmp_path):

@@ -61,6 +61,7 @@ class FolderSource:
         self.samples: list[Sample] = []
         self.labelled = False  # True for an MVTec category (labels and masks known)
         self.loops = 0
+        self._unreadable: set[Path] = set()  # skipped on later loops: reported once, not every pass
         self._state = SourceState.CLOSED
         self._position = 0
         self._frame_id = 0
@@ -165,9 +166,15 @@ class FolderSource:
                     self.loops += 1
                 sample = self.samples[self._position]
                 self._position += 1
+                if sample.path in self._unreadable:
+                    failures += 1
+                    if failures >= len(self.samples):
+                        raise SourceError(f"{self.path}: none of the {len(self.samples)} images can be read")
+                    continue
                 try:
                     image = load_image(sample.path, self.mode)
                 except ImageLoadError as exc:
+                    self._unreadable.add(sample.path)
                     self.problems.add(sample.path, str(exc).removeprefix(f"{sample.path}: "))
                     failures += 1
                     if failures >= len(self.samples):
