@@ -217,7 +217,9 @@ def test_device_closed_underneath_is_lost_then_reconnected(sources):
 
 def test_device_gone_for_a_while_backs_off_and_comes_back(sources, hub, monkeypatch):
     src = _open(sources, f"genicam://1?{FAST}")
+    other = _open(sources, f"genicam://2?{FAST}")  # a second camera on the same producer keeps running
     src.start()
+    other.start()
     _frames(src, 2)
     real_open = hub.open
     attempts: list[float] = []
@@ -235,14 +237,30 @@ def test_device_gone_for_a_while_backs_off_and_comes_back(sources, hub, monkeypa
     seen = set()
     deadline = time.monotonic() + 15
     frame = None
+    others = 0
     while frame is None and time.monotonic() < deadline:
         frame = src.next_frame(timeout=0.2)  # returns None promptly while the camera is away
         seen.add(src.state)
+        others += other.next_frame(timeout=0.2) is not None
     assert frame is not None and src.state is SourceState.ACQUIRING
+    assert others >= 3 and other.reconnects == 0  # the re-scans did not interrupt the other camera
     assert SourceState.LOST in seen
-    # Each attempt tries the list, then a refreshed list: pairs spaced 0, 0.5, 1 s ... apart, not a busy loop.
+    # Each attempt tries the list, then a re-scanned list: pairs spaced 0, 0.5, 1 s ... apart, not a busy loop.
     assert 2 <= len(attempts) <= 8, attempts
     assert src.reconnects == 1 and "reconnect failed" in " ".join(e[2] for e in src.events)
+
+
+def test_rescanning_keeps_running_cameras_streaming(sources, hub):
+    a = _open(sources, f"genicam://0?{FAST}")
+    a.start()
+    _frames(a, 1)
+    devices = hub.devices(a.cti_files, refresh=True)
+    assert sorted(d.serial for d in devices) == ["0", "1", "2"]
+    _frames(a, 3)
+    assert a.reconnects == 0 and a.state is SourceState.ACQUIRING
+    b = _open(sources, f"genicam://1?{FAST}")  # opened from the re-scanned list
+    b.start()
+    _frames(b, 1)
 
 
 def test_refreshing_the_device_list_invalidates_and_sources_recover(sources, hub):

@@ -9,8 +9,9 @@ GenTL producers (``.cti`` files) are found, in order, from the URI's ``cti=``, t
 ships inside the ``genicam`` package, so every machine has a camera to try.
 
 A GenTL producer is loaded once per process (a second ``Harvester`` on the same ``.cti`` sees no
-devices), so every source and listing share one :class:`GenTLHub`. Refreshing the device list
-invalidates every open acquirer; sources notice that and reconnect.
+devices), so every source and listing share one :class:`GenTLHub`. Looking for a camera that came
+back re-scans the interfaces without closing the cameras that are running; a full refresh (loading
+a new producer) invalidates every open acquirer, and the sources notice that and reconnect.
 
 Faults: a source whose device fails (an error while fetching, no frames and no answer to a feature
 read for ``lost_after`` seconds, or an acquirer invalidated underneath it) goes ``lost``; each later
@@ -200,15 +201,38 @@ class GenTLHub:
         self.generation += 1
 
     def devices(self, files: Sequence[Path], refresh: bool = False) -> list[DeviceDescription]:
-        """The devices the producers in ``files`` offer (``refresh`` re-enumerates, invalidating open
-        acquirers)."""
+        """The devices the producers in ``files`` offer (``refresh`` enumerates them again)."""
         with self._lock:
             self._ensure(files)
             if refresh:
-                self._update()
+                self.rescan()
             return [_describe(info) for info in self._harvester.device_info_list]
 
+    def rescan(self) -> None:
+        """Enumerate the devices again without closing the open ones.
+
+        ``Harvester.update()`` would release every producer and with it every open camera; asking each
+        interface for its device list (GenTL's ``IFUpdateDeviceList``) keeps open devices streaming, so
+        a camera plugged back in is found without interrupting the others. This uses two private
+        attributes of harvesters 1.4.3 (pinned); if they change, it falls back to a full refresh.
+        """
+        from harvesters.core import DeviceInfo
+
+        with self._lock:
+            if self._harvester is None:
+                return
+            try:
+                fresh = []
+                for iface in self._harvester._ifaces:  # noqa: SLF001 - see the docstring
+                    iface.module.update_device_info_list(500)
+                    fresh.extend(DeviceInfo(module=info, parent=iface) for info in iface.module.device_info_list)
+                self._harvester._device_info_list[:] = fresh  # noqa: SLF001
+            except Exception as exc:  # noqa: BLE001
+                log.warning("device rescan failed (%s); re-opening the producers", _first_line(exc))
+                self._update()
+
     def refresh(self) -> None:
+        """Re-open the producers and enumerate again: every open acquirer becomes invalid."""
         with self._lock:
             if self._harvester is not None:
                 self._update()
@@ -746,7 +770,7 @@ class GenICamSource:
                 self._connect()
             except SourceError:
                 # The device may have come back under a new handle: enumerate again, then retry once.
-                self.hub.refresh()
+                self.hub.rescan()
                 self._connect()
             if self._want_acquiring:
                 self._ia.start()
