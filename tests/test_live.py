@@ -243,3 +243,25 @@ def test_memory_stays_bounded(demo_recipe):
     pipe.wait(30)
     assert len(pipe.latency) == 10
     assert np.isfinite(pipe.stats().throughput_fps)
+
+
+def test_threshold_changes_reach_the_inspection_thread(demo_recipe):
+    results = []
+    pipe = LivePipeline(open_source("synthetic://demo?fps=40&defect_rate=0"), demo_recipe, on_result=results.append)
+    pipe.start()
+    try:
+        assert _wait(lambda: len(results) >= 3)
+        pipe.set_threshold(1e9, 1.0)  # nothing can be above it
+        n = len(results)
+        assert _wait(lambda: len(results) >= n + 4)
+    finally:
+        pipe.stop()
+    assert results[0].result.threshold == demo_recipe.threshold
+    assert results[-1].result.threshold == 1e9 and results[-1].verdict == "OK"
+
+
+def _wait(predicate, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while not predicate() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return predicate()

@@ -20,6 +20,7 @@ on a timer (or takes the ``on_result`` callback, which runs on the inspection th
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -135,6 +136,7 @@ class LivePipeline:
         self._discarded = 0
         self._error_messages: set[str] = set()
         self._threads: list[threading.Thread] = []
+        self._commands: queue.SimpleQueue[Callable[[Inspector], None]] = queue.SimpleQueue()
         self._recipe_name = recipe.name if recipe is not None else None
         self._recipe_version = recipe.version if recipe is not None else None
 
@@ -185,6 +187,15 @@ class LivePipeline:
     def error(self) -> BaseException | None:
         """What stopped the run, if it failed."""
         return self._error
+
+    def call_in_inspector(self, command: Callable[[Inspector], None]) -> None:
+        """Run ``command(inspector)`` on the inspection thread before its next frame (the inspector is
+        never touched from another thread)."""
+        self._commands.put(command)
+
+    def set_threshold(self, threshold: float, min_defect_area_px: float | None = None) -> None:
+        """Change the decision threshold (and minimum defect area) from the next frame on."""
+        self.call_in_inspector(lambda inspector: inspector.set_threshold(threshold, min_defect_area_px))
 
     # --- what viewers read ------------------------------------------------------------------------------
     def latest_result(self) -> LiveResult | None:
@@ -290,6 +301,7 @@ class LivePipeline:
         self._ready.set()
         try:
             while True:
+                self._run_commands(inspector)
                 try:
                     item = self.handoff.get(timeout=0.2)
                 except Closed:
@@ -308,7 +320,19 @@ class LivePipeline:
                 self.archive.flush(timeout=10.0)
             self._finished.set()
 
+    def _run_commands(self, inspector: Inspector) -> None:
+        while True:
+            try:
+                command = self._commands.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                command(inspector)
+            except Exception:
+                log.exception("command for the inspector failed")
+
     def _process(self, inspector: Inspector, item: _Item) -> None:
+        self._run_commands(inspector)
         frame = item.frame
         t0 = time.perf_counter()
         result: InspectionResult | None = None
