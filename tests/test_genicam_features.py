@@ -61,6 +61,7 @@ class FakeNodeMap:
             "TriggerSoftware": ICommand(access=2),
             "DeviceTemperature": IFloat(41.5, access=3, min=-40.0, max=120.0, unit="C"),
             "OffsetX": IInteger(0, access=1),  # exists but not available in the current mode
+            "OffsetY": IInteger(64, min=0, max=1008, inc=2, unit=""),
         }
 
     def has_node(self, name):
@@ -159,10 +160,11 @@ def test_write_feature_checks_before_writing():
 
 def test_settings_switch_auto_modes_off_and_trigger_is_configured():
     hub = FakeHub()
-    src = GenICamSource("1234", settings={"exposure": 5000, "gain": 3, "fps": 60, "pixel_format": "Mono12"},
-                        trigger="software", hub=hub)
+    src = GenICamSource("1234", settings={"exposure": 5000, "gain": 3, "fps": 60, "pixel_format": "Mono12",
+                                          "height": 960, "offset_y": 32}, trigger="software", hub=hub)
     src.open()
     nm = hub.node_map
+    assert nm.get_node("Height").value == 960 and nm.get_node("OffsetY").value == 32
     assert nm.get_node("ExposureAuto").value == "Off" and nm.get_node("ExposureTime").value == 5000.0
     assert nm.get_node("AcquisitionFrameRateEnable").value is True and nm.get_node("AcquisitionFrameRate").value == 60
     assert nm.get_node("TriggerMode").value == "On" and nm.get_node("TriggerSource").value == "Software"

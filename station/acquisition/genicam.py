@@ -549,12 +549,20 @@ class GenICamSource:
     def _apply_settings(self) -> list[SettingResult]:
         nm = self._ia.remote_device.node_map
         results = []
+        if {"width", "height"} & set(self.settings):
+            # A wider image may not fit at the current offset: move the window home first.
+            for offset in ("OffsetX", "OffsetY"):
+                if read_feature(nm, offset).writable:
+                    try:
+                        write_feature(nm, offset, 0)
+                    except FeatureError as exc:
+                        log.debug("%s", exc)
         for option, feature in SETTING_FEATURES.items():
             if option not in self.settings:
                 continue
             res = SettingResult(option, feature, self.settings[option])
             try:
-                if feature == "AcquisitionFrameRate" and read_feature(nm, "AcquisitionFrameRateEnable").present:
+                if feature == "AcquisitionFrameRate" and read_feature(nm, "AcquisitionFrameRateEnable").writable:
                     write_feature(nm, "AcquisitionFrameRateEnable", True)
                 if feature == "ExposureTime" and read_feature(nm, "ExposureAuto").writable:
                     write_feature(nm, "ExposureAuto", "Off")
