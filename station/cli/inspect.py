@@ -33,8 +33,7 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "inspect", help="inspect parts live (camera, folder replay or the demo part), without a window",
         description="Acquire frames from a source and inspect each with a recipe; every verdict goes to the "
-                    "results database, NG images to the archive. Stop with Ctrl-C.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                    "results database, NG images to the archive. Stop with Ctrl-C.")
     p.add_argument("--source", required=True,
                    help="genicam://<serial>[?cti=...], folder://<path>[?fps=10&loop=1] or synthetic://demo")
     p.add_argument("--recipe", required=True, help="a part folder (its newest version) or a version folder")
@@ -42,20 +41,21 @@ def register(subparsers: Any) -> None:
                                                          "source ends)")
     p.add_argument("--teach-demo", action="store_true",
                    help="if --recipe holds no recipe yet, teach the synthetic demo part into it first")
-    p.add_argument("--demo-detector", default="variation", help="detector for --teach-demo")
-    p.add_argument("--db", default=DEFAULT_DB, help="results database (SQLite)")
+    p.add_argument("--demo-detector", default="variation", help="detector for --teach-demo (default: %(default)s)")
+    p.add_argument("--db", default=DEFAULT_DB, help="results database, SQLite (default: %(default)s)")
     p.add_argument("--no-db", action="store_true", help="do not record results")
     p.add_argument("--durability", choices=["normal", "full"], default="normal",
-                   help="full: fsync every row (survives power cuts; costs a disk flush per frame)")
-    p.add_argument("--archive", default=DEFAULT_ARCHIVE, help="folder for NG images")
+                   help="full: fsync every row (survives power cuts; costs a disk flush per frame); "
+                        "default: %(default)s")
+    p.add_argument("--archive", default=DEFAULT_ARCHIVE, help="folder for NG images (default: %(default)s)")
     p.add_argument("--no-archive", action="store_true", help="do not keep images")
-    p.add_argument("--archive-quota-mb", type=float, default=2048.0, help="oldest images go beyond this")
+    p.add_argument("--archive-quota-mb", type=float, default=2048.0, help="the oldest images go beyond this (default: %(default)s MB)")
     p.add_argument("--archive-ok-every", type=int, default=0, help="also keep every n-th OK image (0: none)")
-    p.add_argument("--queue", type=int, default=4, help="frames between acquisition and inspection")
+    p.add_argument("--queue", type=int, default=4, help="frames between acquisition and inspection (default: %(default)s)")
     p.add_argument("--device", default=None, help="inference device for the detector (e.g. cpu, cuda)")
     p.add_argument("--print", dest="show", choices=["all", "ng", "none"], default="all",
-                   help="which verdicts to print")
-    p.add_argument("--stats-every", type=float, default=5.0, help="seconds between progress lines (0: none)")
+                   help="which verdicts to print (default: %(default)s)")
+    p.add_argument("--stats-every", type=float, default=5.0, help="seconds between progress lines, 0: none (default: %(default)s)")
     p.add_argument("--json", metavar="FILE", help="write the final statistics as JSON")
     p.set_defaults(func=run)
 
