@@ -44,9 +44,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--demo-detector", default="variation", help="detector for --teach-demo (default: %(default)s)")
     p.add_argument("--db", default=DEFAULT_DB, help="results database, SQLite (default: %(default)s)")
     p.add_argument("--no-db", action="store_true", help="do not record results")
-    p.add_argument("--durability", choices=["normal", "full"], default="normal",
-                   help="full: fsync every row (survives power cuts; costs a disk flush per frame); "
-                        "default: %(default)s")
+    p.add_argument("--durability", choices=["normal", "full"], default="full",
+                   help="full: fsync every row, a power cut loses at most the frame in flight; normal: no "
+                        "fsync (a killed process still loses nothing committed; needs a UPS against power "
+                        "cuts) -- default: %(default)s")
     p.add_argument("--archive", default=DEFAULT_ARCHIVE, help="folder for NG images (default: %(default)s)")
     p.add_argument("--no-archive", action="store_true", help="do not keep images")
     p.add_argument("--archive-quota-mb", type=float, default=2048.0, help="the oldest images go beyond this (default: %(default)s MB)")

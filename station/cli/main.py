@@ -55,7 +55,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
         errors.append(SourceError)
     except ImportError:
         pass
-    for module, name in (("station.weights", "WeightsError"),):
+    for module, name in (("station.weights", "WeightsError"), ("station.live.results_db", "ResultsError")):
         try:
             errors.append(getattr(importlib.import_module(module), name))
         except (ImportError, AttributeError):

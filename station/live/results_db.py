@@ -3,14 +3,16 @@
 Durability. The database runs in WAL mode and every row is committed on its own, as soon as the
 verdict exists, so a crashed or killed station process loses at most the frame being inspected:
 
-- ``durability="normal"`` (the default) is ``synchronous=NORMAL``. A commit appends to the WAL in the
+- ``durability="normal"`` is ``synchronous=NORMAL``. A commit appends to the WAL in the
   operating system's cache without an fsync, so a killed process (SIGKILL, a crash) keeps every
   committed row, and the database is never corrupted. A power cut or kernel crash, however, may lose
   the rows written since the last checkpoint (seconds at most). The commit costs ~0.05 ms.
-- ``durability="full"`` is ``synchronous=FULL``: every commit is fsync'ed before the next frame, so
+- ``durability="full"`` (the default: the station promises that a power cut loses at most the frame
+  in flight) is ``synchronous=FULL``: every commit is fsync'ed before the next frame, so
   even a power cut keeps every committed row. The fsync costs one disk flush per frame -- measured
   4 ms median, 8-12 ms p95 on the development VM's disk, far less on an industrial SSD with power-loss
-  protection -- on the inspection thread. Choose it where the line has no UPS.
+  protection -- on the inspection thread. Choose "normal" only where the PC has a UPS and the flush
+  costs too much latency.
 
 Commit per row rather than in batches: batching would put several finished verdicts at risk at once
 to save a cost (0.05 ms) that is already negligible.
@@ -116,7 +118,7 @@ class ResultsLog:
         If the file is not a station results database or was written by a newer station.
     """
 
-    def __init__(self, path: str | Path, durability: str = "normal") -> None:
+    def __init__(self, path: str | Path, durability: str = "full") -> None:
         if durability not in DURABILITY:
             raise ValueError(f"durability must be one of {', '.join(DURABILITY)}, not {durability!r}")
         self.path = Path(path)
