@@ -1,0 +1,228 @@
+"""The one model the teach-in wizard's pages share: a plain dataclass, usable (and tested) without Qt.
+
+Each wizard page reads and writes fields of :class:`TeachSession`; the long steps (importing a
+folder, training) are methods that take a progress callback and a cancel token so the window runs
+them on a worker. Nothing touches the models folder before :meth:`TeachSession.save`, so cancelling
+the wizard at any point leaves nothing behind; ``save`` itself writes atomically (``save_recipe``).
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from station.app.audit import AuditLog
+from station.app.recipes import check_part_name, next_version
+from station.core.datasets import MVTecCategory, Problems, iter_images, open_dataset
+from station.core.progress import CancelToken, ProgressCallback, checkpoint, report
+from station.core.recipe import Recipe, save_recipe
+from station.core.teach import TeachResult, default_min_defect_area, teach
+from station.core.threshold import ThresholdEstimate
+from station.detectors.base import detector_class, detector_info
+
+MIN_IMAGES = 4  # at least 3 to learn from and 1 held out; the wizard recommends far more
+RECOMMENDED_IMAGES = 20
+RUNTIME_PARAMS = ("device", "backend", "onnx_dir", "num_threads")  # machine options, not recipe parameters
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One main parameter of a detector, as the wizard shows it (from the constructor's signature)."""
+
+    name: str
+    default: Any
+    kind: type  # int, float, bool or str
+
+
+def detector_params(kind: str) -> list[ParamSpec]:
+    """The simple (int/float/bool/str) constructor parameters of detector ``kind`` with their
+    defaults. Raises ``ImportError`` (or the detector module's own error) if it cannot be loaded."""
+    cls = detector_class(kind)
+    specs = []
+    for p in inspect.signature(cls).parameters.values():
+        if p.name in RUNTIME_PARAMS or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) or p.default is p.empty:
+            continue
+        if isinstance(p.default, (bool, int, float, str)):
+            specs.append(ParamSpec(p.name, p.default, type(p.default)))
+    return specs
+
+
+def accepts_device(kind: str) -> bool:
+    try:
+        return "device" in inspect.signature(detector_class(kind)).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+@dataclass
+class TeachSession:
+    """Everything the teach-in collects, page by page."""
+
+    models_dir: Path
+    part_name: str = ""
+    source_uri: str = "synthetic://demo?fps=30&defect_rate=0"
+    images: list[np.ndarray] = field(default_factory=list, repr=False)  # good samples, raw
+    origins: list[str] = field(default_factory=list)  # where each sample came from
+    problems: list[str] = field(default_factory=list)  # samples refused, with the reason
+    detector_kind: str = "variation"
+    params: dict[str, Any] = field(default_factory=dict)
+    validation_fraction: float = 0.2
+    seed: int = 0
+    pixel_size_mm: float | None = None
+    min_defect_area_px: float | None = None  # None: the default for the image size
+    result: TeachResult | None = field(default=None, repr=False)
+    estimate: ThresholdEstimate | None = None
+    saved_path: Path | None = None
+
+    # --- page 1: part and source ------------------------------------------------------------------
+    def name_problem(self) -> str | None:
+        return check_part_name(self.part_name)
+
+    def version_to_save(self) -> int:
+        return next_version(self.models_dir, self.part_name) if not self.name_problem() else 1
+
+    # --- page 2: good samples ---------------------------------------------------------------------
+    @property
+    def image_shape(self) -> tuple[int, ...] | None:
+        return self.images[0].shape if self.images else None
+
+    def add_image(self, image: np.ndarray, origin: str) -> bool:
+        """Add a good sample; one of another size than the first is refused (noted in ``problems``)."""
+        if self.images and image.shape != self.images[0].shape:
+            self.problems.append(f"{origin}: {image.shape[1]}x{image.shape[0]} differs from the first sample's "
+                                 f"{self.images[0].shape[1]}x{self.images[0].shape[0]}; not used")
+            return False
+        self.images.append(np.ascontiguousarray(image))
+        self.origins.append(origin)
+        self.invalidate_training()
+        return True
+
+    def clear_images(self) -> None:
+        self.images.clear()
+        self.origins.clear()
+        self.problems.clear()
+        self.invalidate_training()
+
+    def import_folder(self, folder: str | Path, progress: ProgressCallback | None = None,
+                      cancel: CancelToken | None = None, limit: int | None = None) -> int:
+        """Add the good images of a folder (an MVTec category's ``train/good``, or every image of any
+        other folder). Unreadable files are skipped and noted. Returns how many were added."""
+        dataset = open_dataset(folder)
+        samples = dataset.train_good()
+        if limit:
+            samples = samples[:limit]
+        problems = Problems()
+        added = 0
+        for i, (sample, image) in enumerate(iter_images(samples, "keep", problems)):
+            checkpoint(cancel)
+            added += self.add_image(image, str(sample.path))
+            report(progress, "importing", i + 1, len(samples))
+        self.problems.extend(f"{p}: {m}" for p, m in problems)
+        if isinstance(dataset, MVTecCategory) and not self.part_name:
+            self.part_name = dataset.name
+        return added
+
+    def samples_problem(self) -> str | None:
+        if len(self.images) < MIN_IMAGES:
+            return f"at least {MIN_IMAGES} good samples are needed ({len(self.images)} so far)"
+        return None
+
+    def split(self) -> tuple[list[int], list[int]]:
+        """Indices of training and held-out validation samples (deterministic for ``seed``)."""
+        n = len(self.images)
+        n_val = min(n - 1, max(1, round(n * self.validation_fraction)))
+        order = np.random.default_rng(self.seed).permutation(n)
+        val = sorted(order[:n_val].tolist())
+        held = set(val)
+        return [i for i in range(n) if i not in held], val
+
+    # --- pages 3 and 4: detector and training -----------------------------------------------------
+    def invalidate_training(self) -> None:
+        self.result = None
+        self.estimate = None
+
+    def train(self, progress: ProgressCallback | None = None, cancel: CancelToken | None = None,
+              runtime: dict[str, Any] | None = None) -> TeachResult:
+        problem = self.samples_problem() or self.name_problem()
+        if problem:
+            raise ValueError(problem)
+        info = detector_info(self.detector_kind)
+        train_idx, val_idx = self.split()
+        result = teach(
+            name=self.part_name, train_images=[self.images[i] for i in train_idx],
+            validation_images=[self.images[i] for i in val_idx], detector_kind=self.detector_kind,
+            detector_params=dict(self.params), min_defect_area_px=self.min_defect_area_px,
+            preprocessing={"color_mode": info.color_mode, "roi": None}, pixel_size_mm=self.pixel_size_mm,
+            training_info={"source": self.source_uri, "validation_seed": self.seed,
+                           "origins": self.origins[:1000]},
+            progress=progress, cancel=cancel, runtime=runtime)
+        checkpoint(cancel)
+        self.result = result
+        self.estimate = result.estimate
+        self.min_defect_area_px = result.estimate.min_defect_area_px
+        return result
+
+    @property
+    def validation_indices(self) -> list[int]:
+        return self.split()[1]
+
+    # --- page 5: threshold ------------------------------------------------------------------------
+    def default_area_px(self) -> float:
+        shape = self.image_shape
+        return default_min_defect_area(shape[:2]) if shape else 1.0
+
+    def area_to_px(self, value: float, unit: str) -> float:
+        if unit == "px":
+            return float(value)
+        if not self.pixel_size_mm:
+            raise ValueError("areas in mm² need the pixel size (mm per pixel)")
+        return float(value) / self.pixel_size_mm ** 2
+
+    def area_from_px(self, area_px: float, unit: str) -> float:
+        if unit == "px":
+            return float(area_px)
+        if not self.pixel_size_mm:
+            raise ValueError("areas in mm² need the pixel size (mm per pixel)")
+        return float(area_px) * self.pixel_size_mm ** 2
+
+    def estimate_for(self, min_defect_area_px: float) -> ThresholdEstimate:
+        """Re-estimate the threshold for a new minimum area on the held-out good samples."""
+        if self.result is None:
+            raise RuntimeError("train first")
+        return self.result.estimator.estimate(min_defect_area_px)
+
+    def apply_estimate(self, estimate: ThresholdEstimate) -> None:
+        self.estimate = estimate
+        self.min_defect_area_px = estimate.min_defect_area_px
+
+    # --- finish -----------------------------------------------------------------------------------
+    def build_recipe(self) -> Recipe:
+        """The taught recipe with the threshold and area chosen on the threshold page."""
+        if self.result is None or self.estimate is None:
+            raise RuntimeError("nothing trained yet")
+        recipe = self.result.recipe
+        recipe.name = self.part_name
+        recipe.threshold = float(self.estimate.threshold)
+        recipe.min_defect_area_px = float(self.estimate.min_defect_area_px)
+        recipe.pixel_size_mm = self.pixel_size_mm
+        recipe.validation = {**recipe.validation, "estimate": self.estimate.to_dict()}
+        return recipe
+
+    def save(self, audit: AuditLog | None = None, role: str = "engineer") -> Path:
+        """Save as the part's next recipe version (atomic); audited. Returns the version folder."""
+        problem = self.name_problem()
+        if problem:
+            raise ValueError(problem)
+        recipe = self.build_recipe()
+        folder = save_recipe(recipe, self.models_dir / self.part_name)
+        self.saved_path = folder
+        if audit is not None:
+            audit.record("recipe.created", recipe.label, None, str(folder), role=role,
+                         note=f"taught with {self.detector_kind} on {len(self.split()[0])} good samples",
+                         threshold=recipe.threshold, min_defect_area_px=recipe.min_defect_area_px,
+                         params=self.params)
+        return folder

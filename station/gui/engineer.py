@@ -1,0 +1,124 @@
+"""Engineer mode in the window: the password dialogs, the auto-lock, and the audit of log-ins."""
+
+from __future__ import annotations
+
+import logging
+
+from PySide6.QtCore import QEvent, QObject, QTimer, Signal
+from PySide6.QtWidgets import (
+    QApplication,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QWidget,
+)
+
+from station.app.context import StationContext
+from station.app.engineer import MIN_PASSWORD_LENGTH, CredentialsError
+
+log = logging.getLogger(__name__)
+
+
+class PasswordDialog(QDialog):
+    """Asks for the password; with ``confirm`` (first use) asks twice."""
+
+    def __init__(self, confirm: bool, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Set the engineer password" if confirm else "Engineer mode")
+        self.password = QLineEdit()
+        self.password.setEchoMode(QLineEdit.EchoMode.Password)
+        self.repeat = QLineEdit()
+        self.repeat.setEchoMode(QLineEdit.EchoMode.Password)
+        form = QFormLayout(self)
+        if confirm:
+            note = QLabel(f"No engineer password is set on this station yet. Choose one (at least "
+                          f"{MIN_PASSWORD_LENGTH} characters); it is stored only as a salted hash.")
+            note.setWordWrap(True)
+            form.addRow(note)
+        form.addRow("Password", self.password)
+        if confirm:
+            form.addRow("Repeat", self.repeat)
+        self.repeat.setVisible(confirm)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        form.addRow(buttons)
+        self.confirm = confirm
+
+    def accept(self) -> None:
+        if self.confirm and self.password.text() != self.repeat.text():
+            QMessageBox.warning(self, "Engineer mode", "The two passwords differ.")
+            return
+        super().accept()
+
+
+class EngineerGate(QObject):
+    """``changed(bool unlocked)``. Locks itself after the configured time without keyboard or mouse use."""
+
+    changed = Signal(bool)
+
+    def __init__(self, ctx: StationContext, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.ctx = ctx
+        self.timer = QTimer(self)
+        self.timer.setInterval(5000)
+        self.timer.timeout.connect(self._check_expiry)
+        self.timer.start()
+        app = QApplication.instance()
+        if app is not None:
+            app.installEventFilter(self)
+
+    @property
+    def unlocked(self) -> bool:
+        return self.ctx.engineer.unlocked
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt's name
+        if event.type() in (QEvent.Type.MouseButtonPress, QEvent.Type.KeyPress) and self.ctx.engineer.unlocked:
+            self.ctx.engineer.touch()
+        return False
+
+    def _check_expiry(self) -> None:
+        if self.ctx.engineer.expired():
+            self.ctx.audit.record("engineer.auto_lock", "engineer mode", "unlocked", "locked", role="system")
+            self.changed.emit(False)
+
+    # --- non-interactive (also what the dialogs call) ---------------------------------------------
+    def unlock_with(self, password: str) -> bool:
+        store = self.ctx.engineer.store
+        if not store.is_set():
+            self.ctx.engineer.set_first_password(password)
+            self.ctx.audit.record("engineer.password_set", "engineer mode", None, "set", role="engineer")
+        elif not self.ctx.engineer.unlock(password):
+            self.ctx.audit.record("engineer.unlock_failed", "engineer mode", "locked", "locked", role="operator")
+            return False
+        self.ctx.audit.record("engineer.unlock", "engineer mode", "locked", "unlocked", role="engineer")
+        self.changed.emit(True)
+        return True
+
+    def lock(self) -> None:
+        if self.ctx.engineer.unlocked:
+            self.ctx.engineer.lock()
+            self.ctx.audit.record("engineer.lock", "engineer mode", "unlocked", "locked", role="engineer")
+        self.changed.emit(False)
+
+    # --- interactive ------------------------------------------------------------------------------
+    def request_unlock(self, parent: QWidget | None = None) -> bool:
+        try:
+            first = not self.ctx.engineer.store.is_set()
+        except CredentialsError as exc:
+            QMessageBox.critical(parent, "Engineer mode", str(exc))
+            return False
+        dialog = PasswordDialog(confirm=first, parent=parent)
+        if dialog.exec() != QDialog.DialogCode.Accepted:
+            return False
+        try:
+            ok = self.unlock_with(dialog.password.text())
+        except CredentialsError as exc:
+            QMessageBox.warning(parent, "Engineer mode", str(exc))
+            return False
+        if not ok:
+            QMessageBox.warning(parent, "Engineer mode", "Wrong password.")
+        return ok

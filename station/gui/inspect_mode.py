@@ -1,0 +1,436 @@
+"""Inspect mode, the operator's screen: the live image with heatmap and defect outlines, a large OK/NG,
+the shift's counts and yield, frame rates, latency and dropped frames, and the last NG parts.
+
+The panel owns one :class:`~station.gui.live.LiveSession` at a time and *polls* it: a fast timer
+shows the newest inspected frame if there is a new one (older generations dropped), a slow timer
+refreshes the numbers. No frame is ever queued into the paint path.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QFileDialog,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSizePolicy,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from station.app.context import StationContext
+from station.app.recipes import list_recipes
+from station.app.shift import RateMeter
+from station.core.recipe import resolve_recipe_dir
+from station.gui.image_view import ImageCanvas
+from station.gui.live import LiveSession, NgRecord
+from station.gui.widgets import ProgressLine, ThumbnailStrip, VerdictLabel
+
+log = logging.getLogger(__name__)
+
+DISPLAY_INTERVAL_MS = 10  # the view looks for a new result 100 times a second (sources run at <= 60 fps)
+STATS_INTERVAL_MS = 250
+BROWSE = "__browse__"
+
+ErrorReporter = Callable[[str, str, str], None]
+
+
+def recipe_label(path: str | Path) -> str:
+    """"demo v3" for a recipe folder, without loading it."""
+    p = Path(path)
+    try:
+        p = resolve_recipe_dir(p)
+    except Exception:  # noqa: BLE001 - a label only; loading reports the real problem
+        return p.name
+    m = re.match(r"^v(\d+)$", p.name)
+    return f"{p.parent.name} v{int(m.group(1))}" if m else p.name
+
+
+class NgDialog(QDialog):
+    """One NG part at full size: image, heatmap and outlines, with its regions listed."""
+
+    def __init__(self, record: NgRecord, pixel_size_mm: float | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        when = datetime.fromtimestamp(record.time).strftime("%H:%M:%S")
+        self.setWindowTitle(f"NG part – frame {record.frame_id} at {when}")
+        self.canvas = ImageCanvas()
+        self.canvas.show_image(record.image)
+        self.canvas.show_result(record.result)
+        heat = QCheckBox("heatmap")
+        heat.setChecked(True)
+        heat.toggled.connect(self.canvas.set_heatmap_visible)
+        r = record.result
+        lines = [f"score {r.score:.4g} (threshold {r.threshold:.4g}, minimum area {r.min_defect_area_px:g} px)"]
+        if record.label:
+            lines.append(f"the demo source says: {record.label}")
+        for i, reg in enumerate(r.regions[:8], 1):
+            area = f"{reg.area_px:.0f} px" + (f" = {reg.area_mm2(pixel_size_mm):.2f} mm²" if pixel_size_mm else "")
+            lines.append(f"region {i}: {area} at ({reg.centroid[0]:.0f}, {reg.centroid[1]:.0f}), peak {reg.peak_score:.3g}")
+        info = QLabel("\n".join(lines))
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.canvas, 1)
+        row = QHBoxLayout()
+        row.addWidget(info, 1)
+        row.addWidget(heat)
+        layout.addLayout(row)
+        h, w = record.image.shape[:2]
+        self.resize(min(1400, max(500, w + 40)), min(1000, max(500, h + 120)))
+
+
+class InspectPanel(QWidget):
+    """Signals: ``status_changed()`` (camera, device, recipe changed), ``first_verdict(float)`` (seconds
+    since the session started), ``recipe_changed(str)`` (the recipe folder in use)."""
+
+    status_changed = Signal()
+    first_verdict = Signal(float)
+    recipe_changed = Signal(str)
+
+    def __init__(self, ctx: StationContext, report: ErrorReporter, results=None, archive=None,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.ctx = ctx
+        self.report = report
+        self.results = results
+        self.archive = archive
+        self.session: LiveSession | None = None
+        self.recipe_path: str | None = None
+        self._shown_seq = 0
+        self._generation = 0
+        self._session_no = 0
+        self._ng_seen: set[tuple[int, int]] = set()
+        self._ng_records: dict[tuple[int, int], NgRecord] = {}
+        self._first_reported = False
+        self.display_rate = RateMeter(window=2.0)
+        self.frames_shown = 0
+        self._locked = True
+
+        # --- top bar
+        self.source = QComboBox()
+        self.source.setEditable(True)
+        self.source.setMinimumWidth(280)
+        self.source.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.recipe = QComboBox()
+        self.recipe.setMinimumWidth(160)
+        self.start_button = QPushButton("▶ Start")
+        self.stop_button = QPushButton("■ Stop")
+        self.new_shift_button = QPushButton("New shift")
+        self.heatmap_box = QCheckBox("heatmap")
+        self.heatmap_box.setChecked(True)
+        top = QHBoxLayout()
+        top.addWidget(QLabel("Source"))
+        top.addWidget(self.source, 2)
+        top.addWidget(QLabel("Recipe"))
+        top.addWidget(self.recipe, 1)
+        top.addWidget(self.start_button)
+        top.addWidget(self.stop_button)
+        top.addStretch(0)
+        top.addWidget(self.heatmap_box)
+        top.addWidget(self.new_shift_button)
+
+        self.busy = ProgressLine(cancellable=False)
+        self.busy.hide()
+
+        # --- centre: image | verdict + numbers
+        self.canvas = ImageCanvas()
+        self.verdict = VerdictLabel()
+        self.frame_info = QLabel()
+        self.frame_info.setWordWrap(True)
+        counts = QGroupBox("Shift")
+        grid = QGridLayout(counts)
+        self.labels: dict[str, QLabel] = {}
+        rows = [("ok", "OK"), ("ng", "NG"), ("total", "inspected"), ("yield", "yield"), ("since", "since")]
+        for i, (key, text) in enumerate(rows):
+            grid.addWidget(QLabel(text), i, 0)
+            lab = QLabel("–")
+            lab.setAlignment(Qt.AlignmentFlag.AlignRight)
+            lab.setStyleSheet("font-size:13pt; font-weight:bold;" if key in ("ok", "ng", "yield") else "")
+            grid.addWidget(lab, i, 1)
+            self.labels[key] = lab
+        rates = QGroupBox("Throughput")
+        grid2 = QGridLayout(rates)
+        rows2 = [("shown", "shown"), ("inspected", "inspected"), ("latency", "latency p50"), ("dropped", "dropped"),
+                 ("failed", "failed")]
+        for i, (key, text) in enumerate(rows2):
+            grid2.addWidget(QLabel(text), i, 0)
+            lab = QLabel("–")
+            lab.setAlignment(Qt.AlignmentFlag.AlignRight)
+            grid2.addWidget(lab, i, 1)
+            self.labels[key] = lab
+        side = QVBoxLayout()
+        side.addWidget(self.verdict)
+        side.addWidget(self.frame_info)
+        side.addWidget(counts)
+        side.addWidget(rates)
+        side.addStretch(1)
+        side_widget = QWidget()
+        side_widget.setLayout(side)
+        side_widget.setMinimumWidth(230)
+        side_widget.setMaximumWidth(320)
+        splitter = QSplitter()
+        splitter.addWidget(self.canvas)
+        splitter.addWidget(side_widget)
+        splitter.setStretchFactor(0, 1)
+
+        self.ng_strip = ThumbnailStrip(side=96, max_items=max(1, ctx.settings.ng_strip_size))
+        ng_box = QGroupBox("Last NG parts (click for full size)")
+        nl = QVBoxLayout(ng_box)
+        nl.setContentsMargins(4, 4, 4, 4)
+        nl.addWidget(self.ng_strip)
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(self.busy)
+        layout.addWidget(splitter, 1)
+        layout.addWidget(ng_box)
+
+        self.display_timer = QTimer(self)
+        self.display_timer.setInterval(DISPLAY_INTERVAL_MS)
+        self.display_timer.setTimerType(Qt.TimerType.PreciseTimer)
+        self.display_timer.timeout.connect(self.poll)
+        self.stats_timer = QTimer(self)
+        self.stats_timer.setInterval(STATS_INTERVAL_MS)
+        self.stats_timer.timeout.connect(self.refresh_stats)
+        self.stats_timer.start()
+
+        self.start_button.clicked.connect(self.start)
+        self.stop_button.clicked.connect(lambda: self.stop())
+        self.new_shift_button.clicked.connect(self.new_shift)
+        self.heatmap_box.toggled.connect(self.canvas.set_heatmap_visible)
+        self.source.activated.connect(lambda _i: self._source_chosen(self.source.currentText()))
+        self.source.lineEdit().editingFinished.connect(lambda: self._source_chosen(self.source.currentText()))
+        self.recipe.activated.connect(self._recipe_chosen)
+        self.ng_strip.activated_key.connect(self.open_ng)
+
+        self.fill_sources()
+        self.fill_recipes()
+        self.set_locked(True)
+        self._update_buttons()
+
+    # --- pickers ----------------------------------------------------------------------------------
+    def fill_sources(self) -> None:
+        self.source.blockSignals(True)
+        self.source.clear()
+        for uri in self.ctx.settings.recent_sources:
+            self.source.addItem(uri)
+        if self.source.findText(self.ctx.settings.source_uri) < 0:
+            self.source.insertItem(0, self.ctx.settings.source_uri)
+        self.source.setCurrentText(self.ctx.settings.source_uri)
+        self.source.blockSignals(False)
+
+    def fill_recipes(self) -> None:
+        self.recipe.blockSignals(True)
+        self.recipe.clear()
+        for entry in list_recipes(self.ctx.models_dir):
+            self.recipe.addItem(entry.label, str(entry.path))
+        if self.recipe_path and self.recipe.findData(self.recipe_path) < 0:
+            self.recipe.insertItem(0, recipe_label(self.recipe_path), self.recipe_path)
+        self.recipe.addItem("Browse…", BROWSE)
+        if self.recipe_path:
+            self.recipe.setCurrentIndex(self.recipe.findData(self.recipe_path))
+        else:
+            self.recipe.setCurrentIndex(-1)
+        self.recipe.blockSignals(False)
+
+    def set_locked(self, locked: bool) -> None:
+        """Operators inspect; only an engineer changes the source or the recipe."""
+        self._locked = locked
+        tip = "Unlock engineer mode to change" if locked else ""
+        for w in (self.source, self.recipe):
+            w.setEnabled(not locked)
+            w.setToolTip(tip)
+
+    def _source_chosen(self, uri: str) -> None:
+        uri = uri.strip()
+        if not uri or uri == self.ctx.settings.source_uri or self._locked:
+            return
+        old = self.ctx.settings.source_uri
+        self.ctx.settings.remember_source(uri)
+        self.ctx.save_settings()
+        self.ctx.audit.record("source.selected", "inspection source", old, uri, role=self.ctx.role)
+        self.fill_sources()
+        if self.running:
+            self.restart()
+
+    def _recipe_chosen(self, index: int) -> None:
+        data = self.recipe.itemData(index)
+        if data == BROWSE:
+            folder = QFileDialog.getExistingDirectory(self, "Recipe folder (a part or one of its versions)",
+                                                      str(self.ctx.models_dir))
+            if not folder:
+                self.fill_recipes()
+                return
+            data = folder
+        self.choose_recipe(str(data))
+
+    def choose_recipe(self, path: str, role: str | None = None, note: str = "") -> None:
+        """Switch to another recipe (audited); restarts a running inspection with it."""
+        if path == self.recipe_path:
+            return
+        old = self.recipe_path
+        self.ctx.audit.record("recipe.selected", "inspection recipe", old, path, role=role or self.ctx.role, note=note)
+        self.ctx.settings.recipe_path = path
+        self.ctx.save_settings()
+        self.set_recipe(path)
+        if self.running:
+            self.restart()
+
+    def set_recipe(self, path: str) -> None:
+        """Use ``path`` for the next start (no audit: for start-up and the demo)."""
+        self.recipe_path = str(path)
+        self.fill_recipes()
+        self._update_buttons()
+        self.recipe_changed.emit(self.recipe_path)
+        self.status_changed.emit()
+
+    # --- running ----------------------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self.session is not None and self.session.running
+
+    def start(self) -> None:
+        if self.session is not None and self.session.running:
+            return
+        if not self.recipe_path:
+            self.report("inspection", "no recipe chosen: an engineer picks one (or teaches a part)", "")
+            return
+        uri = self.source.currentText().strip() or self.ctx.settings.source_uri
+        self.session = LiveSession(uri, self.recipe_path, counters=self.ctx.counters, device=self.ctx.device,
+                                   ng_keep=max(1, self.ctx.settings.ng_strip_size), results=self.results,
+                                   archive=self.archive)
+        self._session_no += 1
+        self._shown_seq = 0
+        self._generation = self.session.generation
+        self._first_reported = False
+        self.session.start()
+        self.display_timer.start()
+        self._update_buttons()
+        self.status_changed.emit()
+
+    def stop(self, timeout: float = 1.5) -> bool:
+        ok = True
+        if self.session is not None:
+            ok = self.session.stop(timeout)
+            self._drain_errors()
+        self.display_timer.stop()
+        self.verdict.set_verdict(None)
+        self._update_buttons()
+        self.status_changed.emit()
+        return ok
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def new_shift(self) -> None:
+        self.ctx.counters.new_shift()
+        self.ng_strip.clear()
+        self._ng_records.clear()
+        self.refresh_stats()
+
+    def _update_buttons(self) -> None:
+        running = self.running
+        self.start_button.setEnabled(not running and bool(self.recipe_path))
+        self.stop_button.setEnabled(running)
+
+    def _drain_errors(self) -> None:
+        if self.session is None:
+            return
+        for err in self.session.drain_errors():
+            self.report(err.where, err.message, err.details)
+
+    def poll(self) -> None:
+        """Show the newest result if there is one the view has not shown yet (display timer)."""
+        s = self.session
+        if s is None:
+            return
+        latest = s.latest()
+        if latest is None or latest.seq == self._shown_seq:
+            if not s.running:
+                self._drain_errors()
+                self.display_timer.stop()
+                self._update_buttons()
+                self.status_changed.emit()
+            return
+        if latest.generation < self._generation:
+            return  # computed with a threshold that no longer applies
+        self._shown_seq = latest.seq
+        result = latest.result
+        self.canvas.show_image(latest.frame.image)
+        self.canvas.show_result(result)
+        self.verdict.set_verdict(result.verdict.value)
+        self.frames_shown += 1
+        self.display_rate.tick()
+        text = f"frame {latest.frame.frame_id}\nscore {result.score:.3g} (threshold {result.threshold:.3g})"
+        if result.regions:
+            text += f"\n{len(result.regions)} defect region(s), largest {result.regions[0].area_px:.0f} px"
+        self.frame_info.setText(text)
+        if not self._first_reported:
+            self._first_reported = True
+            self.first_verdict.emit(time.monotonic() - s.started_at)
+            self.status_changed.emit()
+
+    def refresh_stats(self) -> None:
+        snap = self.ctx.counters.snapshot()
+        lab = self.labels
+        lab["ok"].setText(str(snap.ok))
+        lab["ng"].setText(str(snap.ng))
+        lab["total"].setText(str(snap.total))
+        lab["yield"].setText("–" if snap.yield_percent is None else f"{snap.yield_percent:.1f} %")
+        lab["since"].setText(snap.started.strftime("%H:%M:%S"))
+        running = self.running
+        lab["shown"].setText(f"{self.display_rate.rate():.1f} fps" if running else "–")
+        lab["inspected"].setText(f"{snap.inspected_fps:.1f} fps" if running else "–")
+        lab["latency"].setText("–" if snap.latency_p50_ms is None else f"{snap.latency_p50_ms:.0f} ms")
+        lab["dropped"].setText(str(snap.dropped))
+        lab["failed"].setText(str(snap.failed))
+        self._drain_errors()
+        if self.session is not None:
+            records = {(self._session_no, rec.seq): rec for rec in reversed(self.session.ng_records())}
+            for key, rec in records.items():  # oldest first, so the newest ends up in front
+                if key in self._ng_seen:
+                    continue
+                self._ng_records[key] = rec
+                when = datetime.fromtimestamp(rec.time).strftime("%H:%M:%S")
+                self.ng_strip.prepend(rec.thumb, f"{when}\n#{rec.frame_id}", key)
+            self._ng_seen = set(records)
+            keep = {self.ng_strip.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.ng_strip.count())}
+            self._ng_records = {k: v for k, v in self._ng_records.items() if k in keep}
+        self.status_changed.emit()
+
+    def open_ng(self, key: object) -> NgDialog | None:
+        record = self._ng_records.get(key)  # type: ignore[arg-type]
+        if record is None:
+            return None
+        pixel_size = self.session.pixel_size_mm if self.session is not None else None
+        dialog = NgDialog(record, pixel_size, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
+        return dialog
+
+    # --- status bar -------------------------------------------------------------------------------
+    def camera_state(self) -> str:
+        if self.session is None:
+            return "camera: closed"
+        return f"camera: {self.session.source_state}"
+
+    def device_text(self) -> str:
+        return (self.session.device_name if self.session is not None else "") or "–"
+
+    def recipe_text(self) -> str:
+        if self.session is not None and self.session.recipe_label:
+            return self.session.recipe_label
+        return recipe_label(self.recipe_path) if self.recipe_path else "no recipe"

@@ -1,0 +1,159 @@
+"""Teach mode (engineer): start the teach-in wizard for a new part or a new version, or re-tune an
+existing recipe's minimum defect area (the threshold follows from its stored validation maps) and
+save the result as a new version. Every saved change is in the audit log."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from station.app.context import StationContext
+from station.app.recipes import list_recipes, retune_recipe
+from station.core.recipe import Recipe, load_recipe
+from station.core.teach import validation_estimator
+from station.gui.teach_wizard import TeachWizard
+from station.gui.threshold_panel import ThresholdPanel
+
+log = logging.getLogger(__name__)
+ErrorReporter = Callable[[str, str, str], None]
+
+
+class TeachPanel(QWidget):
+    """``recipe_saved(path, use_now)`` after the wizard or a re-tune saved a version."""
+
+    recipe_saved = Signal(str, bool)
+
+    def __init__(self, ctx: StationContext, report: ErrorReporter, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.ctx = ctx
+        self.report = report
+        self.wizard: TeachWizard | None = None
+        self.retune_recipe: Recipe | None = None
+
+        home = QWidget()
+        new_button = QPushButton("Teach a new part…")
+        new_button.setMinimumHeight(44)
+        new_button.clicked.connect(self.open_wizard)
+        intro = QLabel("The wizard takes you from good samples to a saved recipe: capture or import good parts, "
+                       "choose a detector, train, then set the smallest defect to be found.")
+        intro.setWordWrap(True)
+        retune = QGroupBox("Re-tune a recipe: minimum defect area → threshold")
+        self.retune_pick = QComboBox()
+        self.retune_panel = ThresholdPanel()
+        self.retune_save = QPushButton("Save as new version")
+        self.retune_save.setEnabled(False)
+        self.retune_info = QLabel()
+        rl = QVBoxLayout(retune)
+        row = QHBoxLayout()
+        row.addWidget(QLabel("Recipe"))
+        row.addWidget(self.retune_pick, 1)
+        row.addWidget(self.retune_save)
+        rl.addLayout(row)
+        rl.addWidget(self.retune_info)
+        rl.addWidget(self.retune_panel, 1)
+        hl = QVBoxLayout(home)
+        top = QHBoxLayout()
+        top.addWidget(new_button)
+        top.addWidget(intro, 1)
+        hl.addLayout(top)
+        hl.addWidget(retune, 1)
+
+        self.stack = QStackedWidget()
+        self.stack.addWidget(home)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.stack)
+
+        self.retune_pick.activated.connect(lambda _i: self.load_retune(self.retune_pick.currentData()))
+        self.retune_panel.estimate_changed.connect(self._retune_estimate)
+        self.retune_save.clicked.connect(self.save_retune)
+        self.fill_recipes()
+
+    # --- wizard -----------------------------------------------------------------------------------
+    def open_wizard(self) -> TeachWizard:
+        if self.wizard is not None:
+            self.stack.setCurrentWidget(self.wizard)
+            return self.wizard
+        wizard = TeachWizard(self.ctx, report=self.report)
+        wizard.setWindowFlags(Qt.WindowType.Widget)  # embedded in the mode, not a separate dialog
+        wizard.saved.connect(lambda path, use_now: self.recipe_saved.emit(str(path), bool(use_now)))
+        wizard.closed.connect(self._wizard_closed)
+        self.stack.addWidget(wizard)
+        self.stack.setCurrentWidget(wizard)
+        self.wizard = wizard
+        return wizard
+
+    def _wizard_closed(self) -> None:
+        wizard, self.wizard = self.wizard, None
+        self.stack.setCurrentIndex(0)
+        if wizard is not None:
+            self.stack.removeWidget(wizard)
+            wizard.deleteLater()
+        self.fill_recipes()
+
+    # --- re-tune ----------------------------------------------------------------------------------
+    def fill_recipes(self) -> None:
+        current = self.retune_pick.currentData()
+        self.retune_pick.clear()
+        for entry in list_recipes(self.ctx.models_dir):
+            self.retune_pick.addItem(entry.label, str(entry.path))
+        i = self.retune_pick.findData(current)
+        if i >= 0:
+            self.retune_pick.setCurrentIndex(i)
+
+    def load_retune(self, path: str | None) -> None:
+        self.retune_recipe = None
+        self.retune_save.setEnabled(False)
+        if not path:
+            return
+        try:
+            recipe = load_recipe(path)
+            estimator = validation_estimator(recipe)
+        except Exception as exc:  # noqa: BLE001 - a broken recipe is reported, the panel stays usable
+            self.retune_info.setText(f"<span style='color:#a50e0e'>{exc}</span>")
+            self.report("recipe", str(exc), "")
+            return
+        self.retune_recipe = recipe
+        shape = tuple(recipe.validation.get("image_shape") or recipe.validation_maps()[0].shape)
+        self.retune_info.setText(f"{recipe.label}: {recipe.detector_kind}, threshold {recipe.threshold:.5g} for "
+                                 f"{recipe.min_defect_area_px:g} px, {len(estimator)} validation images")
+        self.retune_panel.set_validation(estimator.estimate, recipe.validation_maps(), shape,
+                                         recipe.min_defect_area_px, pixel_size_mm=recipe.pixel_size_mm)
+
+    def _retune_estimate(self, est) -> None:
+        r = self.retune_recipe
+        self.retune_save.setEnabled(r is not None and est.min_defect_area_px != r.min_defect_area_px)
+
+    def save_retune(self) -> str | None:
+        r = self.retune_recipe
+        est = self.retune_panel.estimate
+        if r is None or est is None:
+            return None
+        try:
+            new = retune_recipe(r, est.min_defect_area_px, self.ctx.audit, role=self.ctx.role)
+        except Exception as exc:  # noqa: BLE001
+            self.report("recipe", f"re-tuned recipe not saved: {exc}", "")
+            return None
+        self.fill_recipes()
+        self.retune_pick.setCurrentIndex(self.retune_pick.findData(str(new.path)))
+        self.load_retune(str(new.path))
+        self.recipe_saved.emit(str(new.path), False)
+        return str(new.path)
+
+    def shutdown(self, timeout: float = 1.5) -> bool:
+        self.retune_panel.shutdown()
+        if self.wizard is not None:
+            return self.wizard.shutdown(timeout)
+        return True
