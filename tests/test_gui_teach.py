@@ -70,6 +70,7 @@ def test_wizard_to_a_saved_recipe(qtbot, ctx):
     # 2: capture good samples live; the demo source's defective parts are skipped
     page = w.samples_page
     page.target.setValue(12)
+    page.capture_rate = 30.0
     page.start_capture()
     qtbot.waitUntil(lambda: not page.busy and len(s.images) == 12, timeout=20000)
     assert page.skipped_defective > 0 and page.strip.count() == 12

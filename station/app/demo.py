@@ -52,6 +52,7 @@ def teach_demo_recipe(
     """Teach the demo part and save it as a new version of ``models/demo``; returns the folder."""
     from station.acquisition.synthetic import SyntheticPart
 
+    log.info("teaching the demo part with %s into %s", detector_kind, Path(models_dir) / DEMO_PART)
     part = SyntheticPart(seed=DEMO_SEED, size=DEMO_SIZE)
     images = []
     total = n_train + n_validation

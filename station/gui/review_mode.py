@@ -161,7 +161,9 @@ class ReviewPanel(QWidget):
             plot.setLabel("bottom", "false-positive rate")
             plot.setLabel("left", ylabel)
             plot.showGrid(x=True, y=True, alpha=0.3)
-            plot.addLegend(offset=(-10, -10))
+            plot.addLegend(offset=(-10, -10), labelTextColor=(32, 33, 36))
+            for axis in ("bottom", "left"):
+                plot.getAxis(axis).enableAutoSIPrefix(False)
         curves = QWidget()
         cl = QHBoxLayout(curves)
         cl.setContentsMargins(0, 0, 0, 0)
@@ -181,6 +183,8 @@ class ReviewPanel(QWidget):
         main.addWidget(right)
         main.setStretchFactor(0, 2)
         main.setStretchFactor(1, 5)
+        self.table.setMinimumWidth(360)
+        main.setSizes([440, 960])
 
         layout = QVBoxLayout(self)
         layout.addLayout(row1)

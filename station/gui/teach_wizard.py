@@ -159,6 +159,7 @@ class SamplesPage(_Page):
         layout.addWidget(self.notes)
         layout.addStretch(1)
         self.grabber: FrameGrabber | None = None
+        self.capture_rate = 10.0  # samples a second at most: time to turn or swap the part between them
         self.import_job: Job | None = None
         self.skipped_defective = 0
         self.timer = QTimer(self)
@@ -207,7 +208,7 @@ class SamplesPage(_Page):
     def start_capture(self) -> None:
         if self.grabber is not None and self.grabber.running:
             return
-        self.grabber = FrameGrabber(self.session.source_uri, max_rate=10.0)
+        self.grabber = FrameGrabber(self.session.source_uri, max_rate=self.capture_rate)
         self.grabber.start()
         self.timer.start()
         self.capture_button.setChecked(True)

@@ -1,0 +1,219 @@
+"""Screenshots of the station window's three modes, taken from the running program, for the README.
+
+Runs the real window on a display -- an X server (Xvfb is started if there is no ``$DISPLAY`` and it
+is installed) with ``QT_QPA_PLATFORM=xcb``, or ``--platform offscreen`` -- in a fresh station home, so
+it shows what a new user sees: the demo part taught on first start and inspected live, the teach-in
+wizard's threshold page with a live preview, and a review of an MVTec AD category (the real bottle
+if ``shared/data`` has it, else the demo part exported in MVTec layout).
+
+    python tools/screenshots.py --out docs/screenshots
+
+Needs on a bare Debian/Ubuntu: ``apt-get install -y xvfb libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0
+libxkbcommon-x11-0 libxcb-xinerama0 libxcb-randr0 libxcb-render-util0 libxcb-image0 libxcb-shape0``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+MAX_PNG_BYTES = 300 * 1024
+
+
+def start_xvfb(size: str) -> subprocess.Popen | None:
+    if os.environ.get("DISPLAY") or not shutil.which("Xvfb"):
+        return None
+    display = ":97"
+    proc = subprocess.Popen(["Xvfb", display, "-screen", "0", f"{size}x24", "-nolisten", "tcp"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)
+    os.environ["DISPLAY"] = display
+    return proc
+
+
+def save_png(image, path: Path, width: int) -> int:
+    """Save a QImage as a small PNG (scaled to ``width``, 256-colour palette if Pillow is there)."""
+    from PySide6.QtCore import Qt
+
+    if image.width() > width:
+        image = image.scaledToWidth(width, Qt.TransformationMode.SmoothTransformation)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".full.png")
+    image.save(str(tmp), "PNG")
+    try:
+        from PIL import Image
+
+        for colors in (256, 192, 128):
+            with Image.open(tmp) as im:
+                im.convert("RGB").quantize(colors=colors, method=Image.Quantize.MEDIANCUT,
+                                           dither=Image.Dither.NONE).save(path, optimize=True)
+            if path.stat().st_size <= MAX_PNG_BYTES:
+                break
+        tmp.unlink()
+    except ImportError:
+        tmp.replace(path)
+    return path.stat().st_size
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=REPO / "docs" / "screenshots")
+    parser.add_argument("--platform", default=None, help="Qt platform (default: xcb on an X display)")
+    parser.add_argument("--size", default="1360x860", help="window size")
+    parser.add_argument("--width", type=int, default=1200, help="width of the saved PNGs")
+    parser.add_argument("--detector", default="variation", help="detector for the demo and the review")
+    parser.add_argument("--bottle", type=Path, default=REPO.parent / "shared" / "data" / "mvtec_ad" / "bottle")
+    parser.add_argument("--per-type", type=int, default=4, help="review: test images per defect type")
+    args = parser.parse_args()
+
+    xvfb = None
+    if args.platform:
+        os.environ["QT_QPA_PLATFORM"] = args.platform
+    else:
+        xvfb = start_xvfb(args.size)
+        os.environ.setdefault("QT_QPA_PLATFORM", "xcb" if os.environ.get("DISPLAY") else "offscreen")
+    home = Path(tempfile.mkdtemp(prefix="station-shots-"))
+    try:
+        return _shoot(args, home)
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+        if xvfb is not None:
+            xvfb.terminate()
+
+
+def _shoot(args, home: Path) -> int:
+    if args.detector.startswith("test-"):
+        sys.path.insert(0, str(REPO / "tests"))
+        from helpers_detector import register_test_detector
+
+        register_test_detector()
+    from PySide6.QtCore import QEventLoop, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from station.app.context import StationContext
+    from station.app.paths import AppPaths
+    from station.gui.main_window import MainWindow
+
+    app = QApplication.instance() or QApplication([])  # noqa: F841 - kept alive for the run
+
+    def wait(cond, timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while not cond():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"timed out waiting for {what}")
+            loop = QEventLoop()
+            QTimer.singleShot(20, loop.quit)
+            loop.exec()
+
+    def pause(seconds: float) -> None:
+        end = time.monotonic() + seconds
+        wait(lambda: time.monotonic() > end, seconds + 1, "a pause")
+
+    ctx = StationContext.load(AppPaths(home))
+    ctx.settings.demo_detector = args.detector
+    ctx.settings.source_uri = "synthetic://demo?fps=30&defect_rate=0.3"
+    ctx.settings.recent_sources = [ctx.settings.source_uri, "synthetic://demo?fps=30&defect_rate=0"]
+    window = MainWindow(ctx)
+    w, h = (int(v) for v in args.size.split("x"))
+    window.resize(w, h)
+    window.show()
+    shots: dict[str, int] = {}
+
+    # --- Inspect: wait for an NG part with its outline and heatmap on screen
+    wait(lambda: window.first_verdict_s is not None, 120, "the first verdict")
+    pause(4.0)
+    panel = window.inspect
+    wait(lambda: ctx.counters.snapshot().total > 60 and panel.ng_strip.count() >= 6, 60, "NG parts in the strip")
+
+    def showing_ng() -> bool:
+        latest = panel.session.latest() if panel.session else None
+        return (panel.verdict.verdict == "NG" and latest is not None and latest.seq == panel._shown_seq
+                and len(latest.result.regions) >= 1 and latest.result.regions[0].area_px > 80)
+
+    wait(showing_ng, 60, "an NG part on screen")
+    panel.display_timer.stop()  # hold the NG frame for the picture; the numbers keep counting
+    pause(0.3)
+    shots["inspect"] = save_png(window.grab().toImage(), args.out / "inspect.png", args.width)
+    panel.display_timer.start()
+
+    # --- Teach: the wizard's threshold page with a live preview
+    window.gate.unlock_with("screenshot-pw")
+    window.tabs.setCurrentWidget(window.teach_stack)
+    wizard = window.teach.open_wizard()
+    wizard.part_page.name.setText("washer-b")
+    wizard.part_page.source.setCurrentText("synthetic://demo?fps=30&defect_rate=0")
+    wizard.part_page.pixel_size.setValue(0.2)
+    wizard.next()
+    wizard.samples_page.target.setValue(40)
+    wizard.samples_page.start_capture()
+    wait(lambda: not wizard.samples_page.busy and len(wizard.session.images) >= 40, 60, "the captured samples")
+    wizard.next()
+    wizard.detector_page.select_kind(args.detector)
+    wizard.next()
+    wait(lambda: wizard.train_page.isComplete(), 300, "training")
+    wizard.next()
+    thr = wizard.threshold_page
+    wait(lambda: thr.panel.estimate is not None, 30, "the threshold")
+    thr.panel.set_area_px(60.0)
+    wait(lambda: thr.panel.estimate is not None and thr.panel.estimate.min_defect_area_px == 60.0, 30, "re-estimation")
+    thr.preview_source.setCurrentText("synthetic://demo?fps=30&defect_rate=0.5")
+    thr.start_preview()
+    wait(lambda: thr.preview_verdict.verdict == "NG", 60, "an NG preview")
+    thr.timer.stop()
+    pause(0.3)
+    shots["teach"] = save_png(window.grab().toImage(), args.out / "teach.png", args.width)
+    wizard.reject()
+
+    # --- Review: an MVTec category scored, a defective image selected
+    window.tabs.setCurrentWidget(window.review_stack)
+    review = window.review
+    data = args.bottle if (args.bottle / "train" / "good").is_dir() else None
+    if data is None:
+        from station.acquisition.synthetic import export_mvtec
+
+        data = export_mvtec(home / "demo-mvtec", n_train=40, n_test_good=8, n_per_defect=4)
+    recipe = _teach_category(data, args.detector, ctx)
+    review.fill_recipes()
+    review.set_request(data, recipe=recipe, per_type=args.per_type)
+    review.score()
+    wait(lambda: review.outcome is not None, 600, "review scoring")
+    from PySide6.QtCore import Qt
+
+    review.table.sortByColumn(2, Qt.SortOrder.DescendingOrder)
+    records = review.outcome.result.records
+    for row in range(review.proxy.rowCount()):
+        rec = records[review.proxy.index(row, 0).data(Qt.ItemDataRole.UserRole)]
+        if rec.label != "good" and rec.verdict == "NG" and rec.overlaps:
+            review.table.selectRow(row)
+            break
+    review.bottom_tabs.setCurrentIndex(0)
+    pause(0.5)
+    shots["review"] = save_png(window.grab().toImage(), args.out / "review.png", args.width)
+    review.bottom_tabs.setCurrentIndex(1)
+    pause(0.5)
+    shots["review_curves"] = save_png(window.grab().toImage(), args.out / "review_curves.png", args.width)
+
+    window.close()
+    for name, size in shots.items():
+        print(f"{args.out / (name + '.png')}: {size / 1024:.0f} KB")
+    print(f"first verdict {window.first_verdict_s:.1f} s after launch (fresh home: demo taught first)")
+    return 0
+
+
+def _teach_category(data: Path, kind: str, ctx) -> str:
+    """A recipe for ``data`` (a quick one: at most 60 training images), saved under the models dir."""
+    from station.app.review import teach_from_category
+    from station.core.datasets import MVTecCategory
+
+    return str(teach_from_category(MVTecCategory(data), kind, ctx.models_dir, max_train=60, audit=ctx.audit))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
