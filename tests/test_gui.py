@@ -117,6 +117,26 @@ def test_operator_cannot_change_source_or_recipe_until_unlocked(qtbot, ctx, wind
     assert "first-password" not in ctx.paths.credentials.read_text()
 
 
+def test_engineer_switches_the_recipe_while_inspecting(qtbot, ctx, window_factory):
+    from station.app.recipes import retune_recipe
+    from station.core.recipe import load_recipe
+
+    w = window_factory(ctx)
+    wait_first_verdict(qtbot, w)
+    demo = load_recipe(ctx.models_dir / "demo")
+    v2 = retune_recipe(demo, 200.0)
+    w.gate.unlock_with("engineer-pw")
+    w.inspect.fill_recipes()
+    assert w.inspect.recipe.findData(str(v2.path)) >= 0
+    w.inspect.choose_recipe(str(v2.path))
+    qtbot.waitUntil(lambda: w.inspect.recipe_text() == "demo v2" and w.inspect.running, timeout=20000)
+    qtbot.waitUntil(lambda: w.inspect.session.latest() is not None, timeout=20000)
+    assert w.inspect.session.latest().result.min_defect_area_px == 200.0
+    entry = [e for e in ctx.audit.entries()[0] if e.action == "recipe.selected"][-1]
+    assert entry.old.endswith("v0001") and entry.new == str(v2.path) and entry.role == "engineer"
+    assert ctx.settings.recipe_path == str(v2.path)
+
+
 def test_bad_settings_and_missing_recipe_are_shown_not_fatal(qtbot, tmp_path, window_factory):
     home = tmp_path / "home"
     home.mkdir()

@@ -216,3 +216,24 @@ def test_retune_in_teach_mode(qtbot, ctx):
     actions = [e.action for e in ctx.audit.entries()[0]]
     assert "min_defect_area" in actions
     w.close()
+
+
+def test_import_a_folder_of_good_images(qtbot, ctx, tmp_path):
+    from helpers_data import make_mvtec_category
+
+    data = make_mvtec_category(tmp_path / "bracket", n_train=9, n_good_test=1, n_defect=1)
+    (data / "train" / "good" / "broken.png").write_bytes(b"not a png")
+    w = make_wizard(qtbot, ctx)
+    w.part_page.source.setCurrentText("folder://" + str(data))
+    w.session.part_name = ""
+    w.part_page.name.setText("x")
+    w.next()
+    job = w.samples_page.import_folder(data)
+    with qtbot.waitSignal(job.finished, timeout=10000):
+        pass
+    s = w.session
+    assert len(s.images) == 9 and w.samples_page.strip.count() == 9
+    assert any("broken.png" in p for p in s.problems)  # skipped and said so
+    assert "broken.png" in w.samples_page.notes.text()
+    assert w.samples_page.isComplete()
+    w.reject()
