@@ -56,6 +56,13 @@ METRICS = [("image AUC", "image_roc_auc"), ("pixel AUC", "pixel_roc_auc"), ("AU-
 ErrorReporter = Callable[[str, str, str], None]
 
 
+def _relative(path: Path, root: Path) -> Path:
+    try:
+        return path.relative_to(root)
+    except ValueError:
+        return path
+
+
 class ReviewPanel(QWidget):
     """``scored(ReviewOutcome)`` when a scoring run finished; ``recipe_taught(str)`` for a recipe
     taught first."""
@@ -294,7 +301,7 @@ class ReviewPanel(QWidget):
 
     def _add_row(self, item: tuple[Sample, float, str]) -> None:
         sample, score, verdict = item
-        self._append_row(len(self._rows), sample.name, sample.label, score, verdict, None)
+        self._append_row(len(self._rows), sample.path.name, sample.label, score, verdict, None)
 
     def _append_row(self, index: int, name: str, label: str, score: float, verdict: str, agrees: bool | None) -> None:
         def cell(text: str, sort: Any) -> QStandardItem:
@@ -305,6 +312,8 @@ class ReviewPanel(QWidget):
         cells = [cell(name, index), cell(label, label), cell(f"{score:.4g}", float(score)), cell(verdict, verdict),
                  cell("" if agrees is None else ("yes" if agrees else "no"), -1 if agrees is None else int(agrees))]
         cells[3].setForeground(QBrush(QColor("#d93025" if verdict == "NG" else "#1e8e3e")))
+        if agrees is False:
+            cells[4].setForeground(QBrush(QColor("#d93025")))
         cells[0].setData(index, Qt.ItemDataRole.UserRole + 1)
         self.model.appendRow(cells)
         self._rows.append({"name": name})
@@ -321,7 +330,9 @@ class ReviewPanel(QWidget):
         self.model.removeRows(0, self.model.rowCount())
         self._rows.clear()
         for i, rec in enumerate(res.records):
-            self._append_row(i, rec.name, rec.label if outcome.labelled else "–", rec.score, rec.verdict,
+            path = Path(rec.path)
+            name = path.name if outcome.labelled else str(_relative(path, outcome.data))
+            self._append_row(i, name, rec.label if outcome.labelled else "–", rec.score, rec.verdict,
                              rec.correct if outcome.labelled else None)
         self.table.setSortingEnabled(True)
         self._show_metrics(outcome)
