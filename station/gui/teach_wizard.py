@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QMessageBox,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -310,9 +311,13 @@ class DetectorPage(_Page):
         self.validation.setSingleStep(0.05)
         self.validation.setDecimals(2)
         self.validation_label = QLabel()
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(self.params_box)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
         layout = QVBoxLayout(self)
-        layout.addWidget(self.list)
-        layout.addWidget(self.params_box)
+        layout.addWidget(self.list, 2)
+        layout.addWidget(scroll, 3)
         row = QFormLayout()
         row.addRow("Held out for the threshold", self.validation)
         row.addRow("", self.validation_label)
