@@ -271,10 +271,11 @@ def test_the_best_epoch_is_kept(monkeypatch):
     assert not all(torch.equal(final[k], snapshots[2][k]) for k in final)
 
 
-def test_time_budget_stops_training_early():
+def test_time_budget_stops_training_early_and_one_image_is_enough():
     det = tiny(epochs=50, max_train_seconds=0.001)
-    stats = det.fit(part_images(3, np.random.default_rng(0)))
+    stats = det.fit(part_images(1, np.random.default_rng(0)))
     assert stats["stopped"] == "time budget" and stats["epochs_run"] == 1 and stats["steps"] == 1
+    assert stats["holdout_images"] == 0 and stats["holdout_source"].startswith("training images")
 
 
 def test_texture_mode_and_colour(rng):
