@@ -355,3 +355,32 @@ def test_onnx_export_matches_torch_and_refuses_other_weights(fitted, tmp_path):
     with pytest.raises(FileNotFoundError):
         SSIMAutoencoder.from_state(det.get_config(), det.get_state(), backend="onnxruntime",
                                    onnx_dir=tmp_path / "missing")
+
+
+def test_full_schedule_network_runs_end_to_end_on_a_tiny_budget():
+    """The full (GPU) schedule's 256x256 object network, trained for a few samples on the CPU."""
+    det = SSIMAutoencoder(schedule="full", width=8, epochs=1, samples_per_epoch=4, batch_size=4, device="cpu")
+    stats = det.fit(part_images(3, np.random.default_rng(0), shape=(300, 280)))
+    assert stats["input_size"] == 256 and stats["steps"] == 1
+    assert det.predict(part_images(1, np.random.default_rng(1), shape=(300, 280))).anomaly_maps.shape == (1, 300, 280)
+
+
+def test_prefetched_batches_come_in_the_same_order_and_pass_errors_on():
+    """The GPU path draws batches on a background thread; the stream must not change."""
+    def draw(n, rng):
+        return rng.integers(0, 255, size=(n, 4, 4, 1), dtype=np.uint8)
+
+    sizes = [3, 3, 2]
+    plain = list(training_module._Batches(draw, np.random.default_rng(5), sizes, prefetch=False))
+    batches = training_module._Batches(draw, np.random.default_rng(5), sizes, prefetch=True)
+    threaded = list(batches)
+    batches.close()
+    assert all(np.array_equal(a, b) for a, b in zip(plain, threaded, strict=True))
+
+    def broken(n, rng):
+        raise OSError("disk gone")
+
+    failing = training_module._Batches(broken, np.random.default_rng(0), sizes, prefetch=True)
+    with pytest.raises(OSError, match="disk gone"):
+        list(failing)
+    failing.close()

@@ -51,7 +51,8 @@ def export_map_net(map_net: Any, example: Any, path: Path, metadata: dict[str, s
         raw = Path(tmp) / "raw.onnx"
         torch.onnx.export(
             map_net, (example,), str(raw), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-            dynamo=True, external_data=False, dynamic_shapes={"x": {0: torch.export.Dim("batch")}})
+            dynamo=True, external_data=False, dynamic_shapes={"x": {0: torch.export.Dim("batch")}},
+            verbose=False)
         model = onnx.load(str(raw))
         for key, value in metadata.items():
             entry = model.metadata_props.add()
