@@ -27,7 +27,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QPushButton,
     QSizePolicy,
-    QSplitter,
     QVBoxLayout,
     QWidget,
 )
@@ -115,7 +114,10 @@ class InspectPanel(QWidget):
         self._ng_records: dict[tuple[int, int], NgRecord] = {}
         self._first_reported = False
         self.display_rate = RateMeter(window=2.0)
-        self.frames_shown = 0
+        self.frames_shown = 0  # inspected frames shown with their results
+        self.camera_rate = RateMeter(window=2.0)
+        self.camera_frames_shown = 0  # raw camera frames shown in the live pane
+        self._camera_frame_id: int | None = None
         self._locked = True
 
         # --- top bar
@@ -162,14 +164,18 @@ class InspectPanel(QWidget):
             self.labels[key] = lab
         rates = QGroupBox("Throughput")
         grid2 = QGridLayout(rates)
-        rows2 = [("shown", "shown"), ("inspected", "inspected"), ("latency", "latency p50"), ("dropped", "dropped"),
-                 ("failed", "failed")]
+        rows2 = [("camera", "camera view"), ("shown", "results shown"), ("inspected", "inspected"),
+                 ("latency", "latency p50"), ("dropped", "dropped"), ("failed", "failed")]
         for i, (key, text) in enumerate(rows2):
             grid2.addWidget(QLabel(text), i, 0)
             lab = QLabel("–")
             lab.setAlignment(Qt.AlignmentFlag.AlignRight)
             grid2.addWidget(lab, i, 1)
             self.labels[key] = lab
+        # The live camera at its own rate, whatever the detector's speed: for setting up the part and
+        # the light. The big view shows inspected frames with *their* results only.
+        self.camera_view = ImageCanvas(show_heatmap=False)
+        self.camera_view.setFixedSize(150, 150)
         side = QVBoxLayout()
         side.addWidget(self.verdict)
         side.addWidget(self.frame_info)
@@ -180,22 +186,28 @@ class InspectPanel(QWidget):
         side_widget.setLayout(side)
         side_widget.setMinimumWidth(230)
         side_widget.setMaximumWidth(320)
-        splitter = QSplitter()
-        splitter.addWidget(self.canvas)
-        splitter.addWidget(side_widget)
-        splitter.setStretchFactor(0, 1)
+        centre = QHBoxLayout()
+        centre.addWidget(self.canvas, 1)
+        centre.addWidget(side_widget)
 
         self.ng_strip = ThumbnailStrip(side=96, max_items=max(1, ctx.settings.ng_strip_size))
         ng_box = QGroupBox("Last NG parts (click for full size)")
         nl = QVBoxLayout(ng_box)
         nl.setContentsMargins(4, 4, 4, 4)
         nl.addWidget(self.ng_strip)
+        camera_box = QGroupBox("Camera (live)")
+        cl = QVBoxLayout(camera_box)
+        cl.setContentsMargins(4, 4, 4, 4)
+        cl.addWidget(self.camera_view)
+        bottom = QHBoxLayout()
+        bottom.addWidget(camera_box)
+        bottom.addWidget(ng_box, 1)
 
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(self.busy)
-        layout.addWidget(splitter, 1)
-        layout.addWidget(ng_box)
+        layout.addLayout(centre, 1)
+        layout.addLayout(bottom)
 
         self.display_timer = QTimer(self)
         self.display_timer.setInterval(DISPLAY_INTERVAL_MS)
@@ -357,6 +369,12 @@ class InspectPanel(QWidget):
         s = self.session
         if s is None:
             return
+        frame = s.latest_frame()
+        if frame is not None and frame.frame_id != self._camera_frame_id:
+            self._camera_frame_id = frame.frame_id
+            self.camera_view.show_image(frame.image)
+            self.camera_frames_shown += 1
+            self.camera_rate.tick()
         latest = s.latest()
         if latest is None or latest.seq == self._shown_seq:
             if not s.running:
@@ -392,6 +410,7 @@ class InspectPanel(QWidget):
         lab["yield"].setText("–" if snap.yield_percent is None else f"{snap.yield_percent:.1f} %")
         lab["since"].setText(snap.started.strftime("%H:%M:%S"))
         running = self.running
+        lab["camera"].setText(f"{self.camera_rate.rate():.1f} fps" if running else "–")
         lab["shown"].setText(f"{self.display_rate.rate():.1f} fps" if running else "–")
         lab["inspected"].setText(f"{snap.inspected_fps:.1f} fps" if running else "–")
         lab["latency"].setText("–" if snap.latency_p50_ms is None else f"{snap.latency_p50_ms:.0f} ms")

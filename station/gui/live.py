@@ -203,6 +203,10 @@ class LiveSession:
         with self._lock:
             return self._latest
 
+    def latest_frame(self) -> Frame | None:
+        """The newest acquired frame, inspected or not (the live camera pane)."""
+        return self._pipeline.latest_frame() if self._pipeline is not None else None
+
     def ng_records(self) -> list[NgRecord]:
         """Recent NG parts, newest first."""
         with self._lock:
