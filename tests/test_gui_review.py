@@ -70,8 +70,9 @@ def test_teach_first_score_browse_and_export(qtbot, ctx, tmp_path):
     assert agrees <= {"yes", "no"}
     # export: CSV, JSON, curves, overlays
     job = panel.export(tmp_path / "report")
-    with qtbot.waitSignal(job.finished, timeout=30000):
-        pass
+    qtbot.waitUntil(lambda: job.outcome is not None, timeout=30000)
+    assert job.outcome == "finished"
+    qtbot.waitUntil(lambda: "Report written" in panel.summary.text(), timeout=5000)
     out = tmp_path / "report"
     assert (out / "metrics.json").is_file() and (out / "images.csv").is_file() and (out / "roc.png").is_file()
     assert len(list((out / "overlays").rglob("*.png"))) == 9

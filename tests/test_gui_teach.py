@@ -229,8 +229,8 @@ def test_import_a_folder_of_good_images(qtbot, ctx, tmp_path):
     w.part_page.name.setText("x")
     w.next()
     job = w.samples_page.import_folder(data)
-    with qtbot.waitSignal(job.finished, timeout=10000):
-        pass
+    qtbot.waitUntil(lambda: job.outcome == "finished" and not w.samples_page.busy, timeout=20000)
+    qtbot.waitUntil(lambda: w.samples_page.strip.count() == 9, timeout=5000)  # the queued "finished" ran
     s = w.session
     assert len(s.images) == 9 and w.samples_page.strip.count() == 9
     assert any("broken.png" in p for p in s.problems)  # skipped and said so
