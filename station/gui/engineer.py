@@ -67,9 +67,20 @@ class EngineerGate(QObject):
         self.timer.setInterval(5000)
         self.timer.timeout.connect(self._check_expiry)
         self.timer.start()
+        self._filtering = False
+        self.changed.connect(self._watch_activity)
+        self._watch_activity(ctx.engineer.unlocked)
+
+    def _watch_activity(self, unlocked: bool) -> None:
+        """Watch keyboard and mouse only while unlocked (the filter sees every event of the app)."""
         app = QApplication.instance()
-        if app is not None:
+        if app is None or unlocked == self._filtering:
+            return
+        if unlocked:
             app.installEventFilter(self)
+        else:
+            app.removeEventFilter(self)
+        self._filtering = unlocked
 
     @property
     def unlocked(self) -> bool:

@@ -68,6 +68,8 @@ class VerdictLabel(QLabel):
         self.set_verdict(None)
 
     def set_verdict(self, verdict: str | None) -> None:
+        if getattr(self, "verdict", object()) == verdict:
+            return  # restyling costs more than a frame's worth of drawing
         self.verdict = verdict
         self.setText(verdict or "—")
         self.setStyleSheet(OK_STYLE if verdict == "OK" else NG_STYLE if verdict == "NG" else IDLE_STYLE)
