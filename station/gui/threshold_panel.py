@@ -283,4 +283,6 @@ class ThresholdPanel(QWidget):
         counts, edges = np.histogram(scores, bins=max(5, min(30, scores.size)), range=(lo, hi))
         self._bars = pg.BarGraphItem(x0=edges[:-1], x1=edges[1:], height=counts, brush=(66, 133, 244, 180),
                                      pen=pg.mkPen((40, 90, 200)))
+        step = max(1, int(np.ceil(counts.max() / 5)))  # whole images on the count axis
+        self.histogram.getAxis("left").setTickSpacing(step, step)
         self.histogram.addItem(self._bars)
