@@ -251,3 +251,18 @@ def test_bindings_reference_guard(qapp):
         t.setInterval(5)
         e.sig.emit(i)
     assert sys.getrefcount(None) > 1000 and sys.getrefcount(True) > 1000
+
+
+def test_default_start_with_the_variation_model(qtbot, tmp_path, window_factory):
+    """What `station` does on a fresh machine: teach the demo part with the variation model, inspect."""
+    c = StationContext.load(AppPaths(tmp_path / "fresh"))
+    assert c.settings.demo_detector == "variation"
+    w = window_factory(c)
+    wait_first_verdict(qtbot, w, timeout=120000)
+    qtbot.waitUntil(lambda: c.counters.snapshot().total >= 30, timeout=60000)
+    snap = c.counters.snapshot()
+    assert snap.failed == 0 and snap.ng > 0 and snap.ok > 0
+    assert w.inspect.recipe_text() == "demo v1" and not w.errors.isVisible(), w.errors.messages
+    t0 = time.monotonic()
+    w.close()
+    assert time.monotonic() - t0 < 2.0
