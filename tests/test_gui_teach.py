@@ -80,6 +80,7 @@ def test_wizard_to_a_saved_recipe(qtbot, ctx):
     # 3: detector (the registry's summary is shown; unavailable ones are disabled)
     det = w.detector_page
     det.select_kind("test-zscore")
+    qtbot.waitUntil(lambda: det.isComplete(), timeout=10000)  # the detector loads on a worker
     assert "floor" in det.editors
     det.editors["floor"][0].setValue(2.0)
     w.next()
@@ -154,6 +155,7 @@ def test_cancel_leaves_nothing_written(qtbot, ctx):
     w.next()  # samples
     w.next()  # detector
     w.detector_page.select_kind("test-slow")
+    qtbot.waitUntil(lambda: w.detector_page.isComplete(), timeout=10000)
     w.next()  # training starts
     qtbot.waitUntil(lambda: w.train_page.job is not None and w.train_page.job.running, timeout=5000)
     with qtbot.waitSignal(w.closed, timeout=5000):
@@ -180,6 +182,7 @@ def test_closing_the_window_mid_training_is_clean(qtbot, ctx):
     wizard.next()
     wizard.next()
     wizard.detector_page.select_kind("test-slow")
+    qtbot.waitUntil(lambda: wizard.detector_page.isComplete(), timeout=10000)
     wizard.next()
     job = wizard.train_page.job
     qtbot.waitUntil(lambda: job.running, timeout=5000)

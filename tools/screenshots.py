@@ -156,6 +156,7 @@ def _shoot(args, home: Path) -> int:
     wait(lambda: not wizard.samples_page.busy and len(wizard.session.images) >= 40, 60, "the captured samples")
     wizard.next()
     wizard.detector_page.select_kind(args.detector)
+    wait(lambda: wizard.detector_page.isComplete(), 120, "the detector to load")
     wizard.next()
     wait(lambda: wizard.train_page.isComplete(), 300, "training")
     wizard.next()

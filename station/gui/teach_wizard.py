@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -323,36 +324,39 @@ class DetectorPage(_Page):
         row.addRow("", self.validation_label)
         layout.addLayout(row)
         self.editors: dict[str, tuple[QWidget, type]] = {}
-        self.available: dict[str, str | None] = {}  # kind -> why unavailable (None: available)
+        # kind -> its parameters, or why it cannot be used here. Loading a detector imports its
+        # module (torch for the deep ones: seconds), so it happens on a worker, once, on selection.
+        self.params: dict[str, list | str] = {}
+        self.loading: dict[str, Job] = {}
         self.list.currentItemChanged.connect(lambda cur, _prev: self._select(cur))
         self.validation.valueChanged.connect(self._validation_changed)
 
     def initializePage(self) -> None:
+        self.list.blockSignals(True)
         self.list.clear()
-        self.available.clear()
-        preferred = first_available = None
-        for info in available_detectors():
-            try:
-                detector_params(info.kind)
-                why = None
-            except Exception as exc:  # noqa: BLE001 - a detector still in the works, or a missing package
-                why = f"{type(exc).__name__}: {exc}"
-            self.available[info.kind] = why
-            text = f"{info.title}\n{info.summary}" + (f"\nnot available here: {why}" if why else "")
-            item = QListWidgetItem(text)
+        current = None
+        for info in available_detectors():  # the registry: titles and summaries, nothing imported
+            item = QListWidgetItem(f"{info.title}\n{info.summary}")
             item.setData(Qt.ItemDataRole.UserRole, info.kind)
-            if why:
-                item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEnabled)
             self.list.addItem(item)
-            if not why and first_available is None:
-                first_available = item
-            if not why and info.kind == self.session.detector_kind:
-                preferred = item
-        current = preferred or first_available
+            self._mark(item)
+            if info.kind == self.session.detector_kind:
+                current = item
+        if current is None and self.list.count():
+            current = self.list.item(0)
+        self.list.blockSignals(False)
         if current is not None:
             self.list.setCurrentItem(current)
+            self._select(current)
         self.validation.setValue(self.session.validation_fraction)
         self._validation_changed(self.session.validation_fraction)
+
+    def _mark(self, item: QListWidgetItem) -> None:
+        kind = item.data(Qt.ItemDataRole.UserRole)
+        info = next(i for i in available_detectors() if i.kind == kind)
+        why = self.params.get(kind)
+        item.setText(f"{info.title}\n{info.summary}" + (f"\nnot available here: {why}" if isinstance(why, str) else ""))
+        item.setForeground(QBrush(QColor("#80868b" if isinstance(why, str) else "#202124")))
 
     def select_kind(self, kind: str) -> None:
         for i in range(self.list.count()):
@@ -361,20 +365,52 @@ class DetectorPage(_Page):
                 return
         raise KeyError(kind)
 
-    def _select(self, item: QListWidgetItem | None) -> None:
+    @property
+    def loaded(self) -> bool:
+        """The selected detector's parameters are known (or why it is unavailable)."""
+        return self.session.detector_kind in self.params
+
+    def _clear_form(self) -> None:
         while self.params_form.rowCount():
             self.params_form.removeRow(0)
         self.editors.clear()
+
+    def _select(self, item: QListWidgetItem | None) -> None:
+        self._clear_form()
         if item is None:
             return
         kind = item.data(Qt.ItemDataRole.UserRole)
         if kind != self.session.detector_kind:
             self.session.params = {}
         self.session.detector_kind = kind
-        if self.available.get(kind):
+        if kind not in self.params:
+            self.params_form.addRow(QLabel("loading the detector…"))
+            if kind not in self.loading:
+                job = Job(lambda _p, _c: detector_params(kind), f"load {kind}", self)
+                job.finished.connect(lambda specs, k=kind: self._loaded(k, specs))
+                job.failed.connect(lambda msg, _tb, k=kind: self._loaded(k, msg))
+                self.loading[kind] = job.start()
             self.completeChanged.emit()
             return
-        for spec in detector_params(kind):
+        self._build_form(kind)
+
+    def _loaded(self, kind: str, specs_or_reason: list | str) -> None:
+        self.loading.pop(kind, None)
+        self.params[kind] = specs_or_reason
+        for i in range(self.list.count()):
+            if self.list.item(i).data(Qt.ItemDataRole.UserRole) == kind:
+                self._mark(self.list.item(i))
+        if kind == self.session.detector_kind:
+            self._clear_form()
+            self._build_form(kind)
+
+    def _build_form(self, kind: str) -> None:
+        specs = self.params[kind]
+        if isinstance(specs, str):
+            self.params_form.addRow(QLabel(f"not available here: {specs}"))
+            self.completeChanged.emit()
+            return
+        for spec in specs:
             value = self.session.params.get(spec.name, spec.default)
             if spec.kind is bool:
                 editor: QWidget = QCheckBox()
@@ -414,8 +450,7 @@ class DetectorPage(_Page):
         return out
 
     def isComplete(self) -> bool:
-        kind = self.session.detector_kind
-        return kind in self.available and self.available[kind] is None
+        return isinstance(self.params.get(self.session.detector_kind), list)
 
     def validatePage(self) -> bool:
         self.session.params = self.values()
