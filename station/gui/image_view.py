@@ -23,21 +23,24 @@ pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
 HEAT_SPAN = 2.0  # the top of the colour scale, in multiples of the threshold (as heatmap_rgb)
 
 
-def heatmap_lut(size: int = 256, fade_from: float = 0.6) -> np.ndarray:
-    """RGBA lookup table over ``[0, HEAT_SPAN * threshold]``: JET colours; fully transparent below
-    ``fade_from * threshold``, a faint ramp up to the threshold (where a part is getting close), and
-    clearly visible at and above it."""
+def heatmap_lut(size: int = 256) -> np.ndarray:
+    """RGBA lookup table over ``[0, HEAT_SPAN * threshold]``: JET colours, fully transparent below the
+    threshold (a good part shows nothing), then an alpha ramp from clearly visible at the threshold
+    to nearly opaque at twice the threshold and above."""
     colors = cv2.applyColorMap(np.arange(size, dtype=np.uint8).reshape(-1, 1), cv2.COLORMAP_JET)
     lut = np.zeros((size, 4), dtype=np.uint8)
     lut[:, :3] = cv2.cvtColor(colors, cv2.COLOR_BGR2RGB).reshape(-1, 3)
     x = np.linspace(0.0, HEAT_SPAN, size)  # value / threshold for each entry
-    alpha = np.where(x < fade_from, 0.0,
-                     np.where(x < 1.0, 90.0 * (x - fade_from) / (1.0 - fade_from), 150.0 + 60.0 * (x - 1.0)))
+    # "above the threshold" is strict (regions.py): the entry holding the threshold itself stays clear
+    above = x > 1.0 + 0.5 * HEAT_SPAN / (size - 1)
+    alpha = np.where(above, 120.0 + 100.0 * np.clip((x - 1.0) / (HEAT_SPAN - 1.0), 0.0, 1.0), 0.0)
     lut[:, 3] = np.clip(alpha, 0, 255).astype(np.uint8)
     return lut
 
 
 HEAT_LUT = heatmap_lut()
+FULL_LUT = HEAT_LUT.copy()  # the whole map, half transparent (the review's Figure-3 heatmap)
+FULL_LUT[:, 3] = 140
 
 
 def polyline_xy(contours: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -60,7 +63,8 @@ def polyline_xy(contours: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]
 class ImageCanvas(pg.GraphicsLayoutWidget):
     """Zoomable image view with the heatmap overlay and the outlines."""
 
-    def __init__(self, parent=None, show_heatmap: bool = True, title: str | None = None) -> None:
+    def __init__(self, parent=None, show_heatmap: bool = True, title: str | None = None,
+                 lut: np.ndarray = HEAT_LUT) -> None:
         super().__init__(parent)
         self.setBackground((32, 33, 36))
         self.ci.setContentsMargins(0, 0, 0, 0)
@@ -69,7 +73,7 @@ class ImageCanvas(pg.GraphicsLayoutWidget):
         self.view = self.addViewBox(row=1 if title else 0, col=0, lockAspect=True, invertY=True, enableMenu=False)
         self.image_item = pg.ImageItem(axisOrder="row-major")
         self.heat_item = pg.ImageItem(axisOrder="row-major")
-        self.heat_item.setLookupTable(HEAT_LUT)
+        self.heat_item.setLookupTable(lut)
         self.heat_item.setZValue(1)
         self.gt_item = pg.PlotCurveItem(pen=pg.mkPen(RED, width=2), connect="finite")
         self.gt_item.setZValue(2)

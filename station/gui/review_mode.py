@@ -42,7 +42,7 @@ from station.core.datasets import Sample
 from station.core.inspection import InspectionResult
 from station.core.progress import Progress
 from station.detectors.base import available_detectors
-from station.gui.image_view import ImageCanvas
+from station.gui.image_view import FULL_LUT, ImageCanvas
 from station.gui.widgets import ProgressLine
 from station.gui.workers import Job
 
@@ -135,7 +135,7 @@ class ReviewPanel(QWidget):
 
         # --- detail: Figure 3 (image with outlines | heatmap)
         self.image_view = ImageCanvas(show_heatmap=False, title="ground truth (red), detections (green)")
-        self.heat_view = ImageCanvas(title="anomaly map (scale pinned to the threshold)")
+        self.heat_view = ImageCanvas(title="anomaly map (blue 0, green the threshold, red twice it)", lut=FULL_LUT)
         self.heat_view.view.setXLink(self.image_view.view)
         self.heat_view.view.setYLink(self.image_view.view)
         self.heat_only = QCheckBox("heatmap over the image")
