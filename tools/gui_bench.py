@@ -101,12 +101,16 @@ def bench_startup(detector: str) -> dict:
     for run in ("first start (demo taught)", "second start"):
         t0 = time.monotonic()
         proc = _launch(home, detector)
-        t_first, lines = _wait_line(proc, "first verdict shown", 180)
-        if t_first is None:
-            proc.kill()
-            raise RuntimeError("no verdict:\n" + "\n".join(lines[-30:]))
-        time.sleep(2.0)  # inspecting
-        exit_s = _terminate(proc)
+        try:
+            t_first, lines = _wait_line(proc, "first verdict shown", 180)
+            if t_first is None:
+                raise RuntimeError("no verdict:\n" + "\n".join(lines[-30:]))
+            time.sleep(2.0)  # inspecting
+            exit_s = _terminate(proc)
+        finally:
+            if proc.poll() is None:  # never leave a window running behind a failed measurement
+                proc.kill()
+                proc.wait()
         out[run] = {"launch_to_first_verdict_s": round(t_first - t0, 2), "exit_after_sigterm_s": round(exit_s, 2),
                     "exit_code": proc.returncode}
     return out
@@ -115,12 +119,16 @@ def bench_startup(detector: str) -> dict:
 def bench_close_mid_training(detector: str) -> dict:
     home = Path(tempfile.mkdtemp(prefix="gui-bench-"))
     proc = _launch(home, detector)
-    t_teach, lines = _wait_line(proc, "teaching the demo part", 60)
-    if t_teach is None:
-        proc.kill()
-        raise RuntimeError("demo teaching did not start:\n" + "\n".join(lines[-30:]))
-    time.sleep(0.3)
-    exit_s = _terminate(proc)
+    try:
+        t_teach, lines = _wait_line(proc, "teaching the demo part", 60)
+        if t_teach is None:
+            raise RuntimeError("demo teaching did not start:\n" + "\n".join(lines[-30:]))
+        time.sleep(0.3)
+        exit_s = _terminate(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
     from station.core.recipe import load_recipe, versions
 
     demo = home / "models" / "demo"
