@@ -90,8 +90,11 @@ def test_ng_strip_and_full_size_view(qtbot, ctx, window_factory):
     assert dialog is not None
     qtbot.addWidget(dialog)
     assert dialog.canvas.image_shape[:2] == (256, 256)
+    assert w.inspect.stop()
     w.inspect.new_shift()
     assert w.inspect.ng_strip.count() == 0 and ctx.counters.snapshot().total == 0
+    w.inspect.refresh_stats()  # the parts of the old shift do not come back
+    assert w.inspect.ng_strip.count() == 0
 
 
 def test_operator_cannot_change_source_or_recipe_until_unlocked(qtbot, ctx, window_factory):
