@@ -351,6 +351,8 @@ class InspectPanel(QWidget):
         self.ctx.counters.new_shift()
         self.ng_strip.clear()
         self._ng_records.clear()
+        if self.session is not None:  # NG parts of the old shift not shown yet stay out of the new one
+            self._ng_seen = {(self._session_no, r.seq) for r in self.session.ng_records()}
         self.refresh_stats()
 
     def _update_buttons(self) -> None:
