@@ -273,3 +273,17 @@ def test_mean_image_shows_the_learned_part(fitted):
     mean = fitted.mean_image()
     assert mean.shape == (SIZE, SIZE, 3) and mean.dtype == np.uint8
     assert mean[5, 5].mean() > 180 and mean[int(CENTRE) - 40, int(CENTRE)].mean() < 130
+
+
+def test_non_square_images(data):
+    train, good, _, _ = data
+    crop = (slice(20, 140), slice(None))  # 160 wide, 120 high
+    rng = np.random.default_rng(21)
+    bad = render(rng, defect=(60, 50), max_shift=3)[crop]
+    model = VariationModel(**SMALL)
+    model.fit([t[crop] for t in train])
+    pred = model.predict([g[crop] for g in good[:3]] + [bad])
+    assert pred.anomaly_maps.shape == (4, 120, 160)
+    assert pred.scores[-1] > 2.0 * pred.scores[:-1].max()
+    py, px = np.unravel_index(int(np.argmax(pred.anomaly_maps[-1])), (120, 160))
+    assert np.hypot(px - 60, py - 30) < 8

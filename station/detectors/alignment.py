@@ -42,6 +42,7 @@ AlignMode = Literal["rigid", "translation", "none"]
 ALIGN_MODES: tuple[str, ...] = ("rigid", "translation", "none")
 
 _ECC_CRITERIA = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 60, 1e-5)
+RIVAL_SEPARATION_DEG = 15.0  # coarse maxima closer than this are one pose
 
 
 @dataclass(frozen=True)
@@ -186,9 +187,10 @@ class RigidAligner:
         return best
 
     def _candidates(self, found: list[tuple[float, float, float, float]]) -> list[tuple[float, float, float, float]]:
-        """The best coarse pose, plus up to two other local maxima over the angle that come close to
-        it: parts with a near-symmetry (a ring light on a round part) can have rival poses whose
-        coarse scores are too close to call, so ECC decides between them."""
+        """The best coarse pose, plus up to two other local maxima over the angle, at least
+        ``RIVAL_SEPARATION_DEG`` away, that come close to it: parts with a near-symmetry (a ring light
+        on a round part) can have rival poses whose coarse scores are too close to call, so ECC
+        decides between them. Nearby maxima are the same pose and not refined twice."""
         n = len(found)
         peaks = [f[0] for f in found]
         order = sorted(range(n), key=lambda i: -peaks[i])
@@ -201,8 +203,13 @@ class RigidAligner:
             left, right = i - 1, i + 1
             if wrap:
                 left, right = left % n, right % n
-            is_local_max = all(not (0 <= j < n) or peaks[j] <= peaks[i] for j in (left, right))
-            if is_local_max and all(min(abs(i - c), n - abs(i - c) if wrap else n) > 2 for c in chosen):
+            # an end of a limited range is no rival: the score there still rises towards angles
+            # that are not allowed
+            is_local_max = all(0 <= j < n and peaks[j] <= peaks[i] for j in (left, right))
+            apart = [abs(self._angles[i] - self._angles[c]) for c in chosen]
+            if wrap:
+                apart = [min(a, 360.0 - a) for a in apart]
+            if is_local_max and min(apart) >= RIVAL_SEPARATION_DEG:
                 chosen.append(i)
         return [found[i] for i in chosen]
 

@@ -266,6 +266,9 @@ class VariationModel:
             raise ValueError("the variation model needs at least 2 good images (20 or more recommended)")
         n = len(images)
         h, w, channels = shape
+        if self._mask_spec == "array" and self._mask_input is not None and self._mask_input.shape != (h, w):
+            mh, mw = self._mask_input.shape
+            raise ValueError(f"the mask is {mw}x{mh} but the images are {w}x{h}")
         self._reset()
         self._channels = channels
         work_size = self._work_size((h, w))
@@ -346,12 +349,12 @@ class VariationModel:
             means.append(mean.astype(np.float32))
             stds.append(std.astype(np.float32))
         self._means, self._stds = means, stds
-        self._image_shape = shape
         mean_gray = (gray_acc / n).astype(np.float32)
         self._reference = resize_gray(mean_gray, align_size)
         self._reference_u8 = to_gray_u8(mean_gray) if self.local_alignment else None
         self._mask = self._build_mask((h, w), work_size)
         self._prepare()
+        self._image_shape = shape  # taught: only now is the model complete
 
         correlations = np.array([f.correlation for f in fits])
         stats: dict[str, Any] = {
