@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import time
@@ -16,6 +17,13 @@ def run(home: str | Path | None = None, source: str | None = None, recipe: str |
         launched_at: float | None = None) -> int:
     """Open the station window and run until it is closed; returns the exit code."""
     launched_at = time.monotonic() if launched_at is None else launched_at
+    if (sys.platform.startswith("linux") and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY")
+            and not os.environ.get("QT_QPA_PLATFORM")):
+        # Qt would abort with a core dump; say what to do instead
+        print("error: no display to open the window on (neither DISPLAY nor WAYLAND_DISPLAY is set). Run it in a "
+              "desktop session, over ssh -X, under xvfb-run, or with QT_QPA_PLATFORM=offscreen for a check "
+              "without a screen; `station inspect` inspects without a window.", file=sys.stderr)
+        return 2
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 

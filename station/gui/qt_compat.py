@@ -46,7 +46,7 @@ def guard_singleton_refcounts() -> bool:
 
     for obj in (None, True, False):
         ctypes.c_ssize_t.from_address(id(obj)).value += _BIG  # ob_refcnt is the object's first field
-    log.warning("shiboken6 %s loses references to None/True on this Python %s; guarded (see %s). "
+    log.info("shiboken6 %s loses references to None/True on this Python %s; guarded (see %s). "
                 "Install PySide6 6.11.2 or use Python 3.12+ to be rid of it.", shiboken6.__version__,
                 platform.python_version(), __name__)
     return True
