@@ -1,30 +1,28 @@
 """The embedded demo: the synthetic washer taught with the variation model and inspected live.
 
-Skipped until ``station/detectors/variation.py`` exists; from then on it checks that the demo part
-is really teachable and inspectable with the station's default detector.
+It checks that the demo part is really teachable and inspectable with the station's default detector.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import sqlite3
 
 import pytest
 
 from station.acquisition.base import open_source
-from station.live.demo import ensure_demo_recipe, teach_demo
+from station.app.demo import ensure_demo_recipe, teach_demo_recipe
+from station.core.recipe import load_recipe
 from station.live.pipeline import LivePipeline
 from station.live.results_db import ResultsLog
 
-pytestmark = [pytest.mark.timeout(300),
-              pytest.mark.skipif(importlib.util.find_spec("station.detectors.variation") is None,
-                                 reason="the variation model (station/detectors/variation.py) is not there yet")]
+pytestmark = pytest.mark.timeout(300)
 
 
 def test_demo_part_is_taught_with_the_variation_model_and_inspected(tmp_path):
-    recipe = teach_demo(tmp_path / "models" / "demo")
+    folder = teach_demo_recipe(tmp_path / "models")
+    recipe = load_recipe(folder)
     assert recipe.detector_kind == "variation" and recipe.version == 1
-    assert ensure_demo_recipe(tmp_path / "models" / "demo").version == 1  # taught once, then loaded
+    assert ensure_demo_recipe(tmp_path / "models") == folder  # taught once, then loaded
     db = ResultsLog(tmp_path / "r.db")
     source = open_source("synthetic://demo?fps=0&count=80&live=0&defect_rate=0.5&seed=11")
     pipe = LivePipeline(source, recipe, results=db)

@@ -53,20 +53,21 @@ def teach_demo_recipe(
     progress: ProgressCallback | None = None,
     cancel: CancelToken | None = None,
     audit: AuditLog | None = None,
+    part: str = DEMO_PART,
 ) -> Path:
-    """Teach the demo part and save it as a new version of ``models/demo``; returns the folder."""
+    """Teach the demo part and save it as a new version of ``models_dir/part``; returns the folder."""
     from station.acquisition.synthetic import SyntheticPart
 
-    log.info("teaching the demo part with %s into %s", detector_kind, Path(models_dir) / DEMO_PART)
-    part = SyntheticPart(seed=DEMO_SEED, size=DEMO_SIZE)
+    log.info("teaching the demo part with %s into %s", detector_kind, Path(models_dir) / part)
+    synthetic = SyntheticPart(seed=DEMO_SEED, size=DEMO_SIZE)
     images = []
     total = n_train + n_validation
     for i in range(total):
         checkpoint(cancel)
-        images.append(part.render(DEMO_FIRST_INDEX + i).image)
+        images.append(synthetic.render(DEMO_FIRST_INDEX + i).image)
         report(progress, "rendering demo parts", i + 1, total)
     result = teach(
-        name=DEMO_PART, train_images=images[:n_train], validation_images=images[n_train:],
+        name=part, train_images=images[:n_train], validation_images=images[n_train:],
         detector_kind=detector_kind, detector_params=DEMO_PARAMS.get(detector_kind),
         min_defect_area_px=DEMO_MIN_AREA_PX, pixel_size_mm=DEMO_PIXEL_SIZE_MM,
         training_info={"source": f"synthetic://demo?seed={DEMO_SEED}&size={DEMO_SIZE}",
@@ -74,7 +75,7 @@ def teach_demo_recipe(
         progress=progress, cancel=cancel)
     checkpoint(cancel)  # a cancel during the last step must not save
     result.recipe.notes = "The synthetic demo part, taught automatically on first start."
-    folder = save_recipe(result.recipe, Path(models_dir) / DEMO_PART)
+    folder = save_recipe(result.recipe, Path(models_dir) / part)
     if audit is not None:
         audit.record("recipe.created", result.recipe.label, None, str(folder), role="system",
                      note="demo part taught on first start", threshold=result.recipe.threshold,

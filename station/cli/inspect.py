@@ -85,10 +85,11 @@ def run(args: argparse.Namespace) -> int:
     from station.live.results_db import ResultsError, ResultsLog
 
     if args.teach_demo and not versions(args.recipe):
-        from station.live.demo import teach_demo
+        from station.app.demo import teach_demo_recipe
 
-        print(f"teaching the demo part into {args.recipe} ({args.demo_detector}) ...", file=sys.stderr)
-        teach_demo(args.recipe, detector_kind=args.demo_detector)
+        part = Path(args.recipe)
+        print(f"teaching the demo part into {part} ({args.demo_detector}) ...", file=sys.stderr)
+        teach_demo_recipe(part.parent, args.demo_detector, part=part.name)
     recipe = load_recipe(args.recipe)
     source = open_source(args.source)
     runtime = {"device": args.device} if args.device else {}

@@ -70,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command is None:
         if "gui" in parser._subparsers._group_actions[0].choices:  # noqa: SLF001 - our own parser
-            args = parser.parse_args(["gui", *(argv or [])])
+            # `station [-v]` alone opens the window: the global options stay before the command
+            args = parser.parse_args([*(sys.argv[1:] if argv is None else argv), "gui"])
         else:
             parser.print_help()
             return 0
