@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.station-installed
 
-.PHONY: setup run test test-all lint bench screenshots clean
+.PHONY: setup run test lint bench screenshots clean
 
 setup: $(STAMP)
 
@@ -29,6 +29,9 @@ lint: setup
 
 bench: setup
 	$(BIN)/station bench --out docs/bench.json
+
+screenshots: setup
+	$(BIN)/python tools/screenshots.py --out docs/screenshots
 
 clean:
 	rm -rf $(VENV) .pytest_cache build dist *.egg-info
