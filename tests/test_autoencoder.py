@@ -384,3 +384,13 @@ def test_prefetched_batches_come_in_the_same_order_and_pass_errors_on():
     with pytest.raises(OSError, match="disk gone"):
         list(failing)
     failing.close()
+
+
+def test_initialisation_keeps_the_signal_so_the_output_depends_on_the_input():
+    torch.manual_seed(0)
+    net = ConvAutoencoder(128)
+    with torch.no_grad():
+        out = net(torch.rand(4, 1, 128, 128))
+    # With PyTorch's default initialisation this is ~1e-9: every input gives the same (mean) image.
+    assert float(out.std(dim=0).mean()) > 1e-3
+    assert all(float(m.bias.abs().max()) == 0 for m in net.modules() if isinstance(m, torch.nn.Conv2d))

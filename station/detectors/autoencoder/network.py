@@ -80,6 +80,27 @@ class ConvAutoencoder(nn.Module):
             dec += _up(c, c)
         dec += [nn.ConvTranspose2d(c, channels, 4, 2, 1), nn.Sigmoid()]
         self.decoder = nn.Sequential(*dec)
+        self._init_weights()
+
+    @torch.no_grad()
+    def _init_weights(self) -> None:
+        """He initialisation for LeakyReLU(0.2), unit gain for the linear latent code and the output,
+        zero biases. The paper does not state its initialisation; PyTorch's default shrinks the
+        signal about threefold in variance per layer, so after 18 layers the output does not depend
+        on the input at all and training sits on a plateau (the mean image) for thousands of steps."""
+        layers = [m for m in self.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+        linear = {self.encoder[-1], layers[-1]}
+        for layer in layers:
+            kh, kw = layer.kernel_size
+            if isinstance(layer, nn.Conv2d):
+                fan_in = layer.in_channels * kh * kw
+            elif layer is self.decoder[0]:
+                fan_in = layer.in_channels  # from the 1x1 code: one weight per input channel and pixel
+            else:  # a stride-s transposed convolution feeds each output from (k/s)^2 taps per channel
+                fan_in = layer.in_channels * (kh // layer.stride[0]) * (kw // layer.stride[1])
+            gain = 1.0 if layer in linear else math.sqrt(2.0 / (1.0 + LEAKY_SLOPE ** 2))
+            nn.init.normal_(layer.weight, 0.0, gain / math.sqrt(fan_in))
+            nn.init.zeros_(layer.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.encoder(x))
