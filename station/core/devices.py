@@ -77,3 +77,19 @@ def is_out_of_memory(exc: BaseException) -> bool:
     """True for a GPU out-of-memory error (torch or ONNX Runtime), which callers retry on the CPU."""
     text = f"{type(exc).__name__}: {exc}".lower()
     return "out of memory" in text or "outofmemoryerror" in text or "cudaerrormemoryallocation" in text
+
+
+def fall_back_to_cpu(what: str) -> DeviceChoice:
+    """After a GPU out-of-memory error in ``what``: free the GPU cache, log a warning, and return the
+    CPU choice to retry on (slower, but the job finishes instead of crashing)."""
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        threads = torch.get_num_threads()
+    except ImportError:
+        threads = 0
+    reason = f"{what} ran out of GPU memory; continuing on the CPU"
+    log.warning(reason)
+    return DeviceChoice("cpu", f"CPU ({threads} threads)", reason)

@@ -1,0 +1,417 @@
+"""PatchCore (Roth et al., "Towards Total Recall in Industrial Anomaly Detection", CVPR 2022) as a
+station detector: fit on good images, anomaly maps at each image's resolution plus an image score.
+
+Parameters are plain values, so ``station train --detector patchcore -p key=value`` and recipes can
+carry them; the recipe also records which backbone weights were used (``weights_info``), and
+loading it refuses any other weights.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from station.core.devices import fall_back_to_cpu, is_out_of_memory, pick_device
+from station.core.progress import CancelToken, ProgressCallback, checkpoint, report
+from station.detectors.base import Prediction
+from station.detectors.patchcore.backbone import FeatureExtractor
+from station.detectors.patchcore.coreset import greedy_coreset, nearest_in_bank, sparse_random_projection
+from station.detectors.patchcore.embedding import LAYOUTS, PatchEmbedding
+from station.detectors.patchcore.geometry import InputGeometry, as_size
+from station.detectors.patchcore.network import PatchCoreNet, feature_grid
+from station.weights import BACKBONES, load_recorded, load_weights
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("torch", "onnxruntime", "auto")
+PRECISIONS = ("float32", "float16")
+# Patch features above this size go to a temporary file instead of RAM while the coreset is chosen.
+RAM_BUDGET_BYTES = 4 << 30
+
+
+class PatchCore:
+    """PatchCore anomaly detector.
+
+    Parameters
+    ----------
+    backbone
+        ``"wide_resnet50_2"`` (the paper's), ``"resnet18"`` (light) or ``"resnet50"``.
+    weights
+        ``"imagenet"`` (torchvision's ImageNet weights, downloaded on first use), a torchvision weights
+        name (``"IMAGENET1K_V2"``), imported custom weights (``"custom:<sha256 prefix>"``, their name,
+        or the path of an imported file), or ``"random"`` (seeded random init: tests only).
+    layout
+        ``"paper"``: 3x3-aggregated ``layer2``+``layer3`` features pooled to ``embedding_dim`` as the
+        authors' code; ``"concat"``: anomalib's 3x3 average pooling and concatenation (1536-d for
+        WideResNet-50-2).
+    embedding_dim
+        Feature dimension of the ``"paper"`` layout (1024 in the paper).
+    input_size, crop_size
+        Resize every image to ``input_size`` (one number or ``[h, w]``), then centre-crop to
+        ``crop_size`` if given (the paper: 256 and 224). Without a crop the whole frame is inspected.
+    interpolation
+        ``"bilinear"`` (antialiased, as the authors' code and anomalib) or ``"area"`` (OpenCV).
+    coreset_ratio
+        Share of training patches kept in the memory bank (greedy k-center coreset); 1.0 keeps all.
+    coreset_dim
+        Dimension of the random projection the coreset distances are computed in (paper: 128).
+    num_neighbors
+        ``b`` of the image-score reweighting (paper eq. 7); 1 uses the plain maximum patch distance.
+    sigma
+        Gaussian smoothing of the anomaly map, in network-input pixels (paper: 4).
+    seed
+        Seeds the coreset (projection and first centre) and ``weights="random"``.
+    batch_size
+        Images per forward pass while fitting.
+    precision
+        ``"float32"``, or ``"float16"`` to run the backbone in half precision on a GPU (the distances
+        stay float32; ignored on the CPU).
+    device, backend, onnx_dir, threads
+        Runtime options, not stored in the recipe: ``"auto"``/``"cpu"``/``"cuda[:n]"``; ``"torch"``,
+        ``"onnxruntime"`` (needs ``onnx_dir`` from :meth:`export_onnx`) or ``"auto"`` (ONNX Runtime on
+        the CPU when ``onnx_dir`` holds a current export -- the faster CPU path -- else torch);
+        intra-op threads for ONNX Runtime (default: torch's).
+    allow_download
+        Download torchvision's weights when they are not in the store (else a ``WeightsError``).
+    """
+
+    kind: ClassVar[str] = "patchcore"
+
+    def __init__(
+        self,
+        backbone: str = "wide_resnet50_2",
+        weights: str = "imagenet",
+        layout: str = "paper",
+        embedding_dim: int = 1024,
+        input_size: int | Sequence[int] = 256,
+        crop_size: int | Sequence[int] | None = None,
+        interpolation: str = "bilinear",
+        coreset_ratio: float = 0.01,
+        coreset_dim: int = 128,
+        num_neighbors: int = 9,
+        sigma: float = 4.0,
+        seed: int = 0,
+        batch_size: int = 8,
+        precision: str = "float32",
+        device: str = "auto",
+        backend: str = "torch",
+        onnx_dir: str | Path | None = None,
+        threads: int | None = None,
+        allow_download: bool = True,
+    ) -> None:
+        if backbone not in BACKBONES:
+            raise ValueError(f"unknown backbone {backbone!r}; use one of {', '.join(BACKBONES)}")
+        if layout not in LAYOUTS:
+            raise ValueError(f"unknown layout {layout!r}; use one of {', '.join(LAYOUTS)}")
+        if not 0.0 < float(coreset_ratio) <= 1.0:
+            raise ValueError(f"coreset_ratio must be in (0, 1], got {coreset_ratio}")
+        if int(embedding_dim) < 1 or int(coreset_dim) < 1 or int(num_neighbors) < 1 or int(batch_size) < 1:
+            raise ValueError("embedding_dim, coreset_dim, num_neighbors and batch_size must be positive")
+        if float(sigma) < 0:
+            raise ValueError("sigma must not be negative")
+        if precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
+        self.backbone = backbone
+        self.weights = str(weights)
+        self.layout = layout
+        self.embedding_dim = int(embedding_dim)
+        self.geometry = InputGeometry(as_size(input_size, "input_size"), as_size(crop_size, "crop_size"),
+                                      interpolation)
+        self.coreset_ratio = float(coreset_ratio)
+        self.coreset_dim = int(coreset_dim)
+        self.num_neighbors = int(num_neighbors)
+        self.sigma = float(sigma)
+        self.seed = int(seed)
+        self.batch_size = int(batch_size)
+        self.precision = precision
+        self.backend = backend
+        self.onnx_dir = Path(onnx_dir) if onnx_dir is not None else None
+        self.threads = threads
+        self.allow_download = bool(allow_download)
+        self.device = pick_device(device)
+        self.weights_info: dict[str, Any] | None = None
+        self._net: PatchCoreNet | None = None
+        self._onnx = None  # OnnxRunner when backend == "onnxruntime"
+        self._state: dict[str, np.ndarray] = {}
+
+    # --- construction of the network ------------------------------------------------------------------
+    def _build(self, state_dict: dict[str, Any]) -> PatchCoreNet:
+        extractor = FeatureExtractor(self.backbone, state_dict)
+        embedding = PatchEmbedding(extractor.channels, self.layout, self.embedding_dim)
+        net = PatchCoreNet(extractor, embedding, self.sigma)
+        net.autocast_half = self.precision == "float16"
+        if self.device.is_cuda:
+            torch.backends.cudnn.benchmark = True  # one input size: let cuDNN pick its fastest kernels
+        return net.to(self.device.device).eval()
+
+    def _network(self) -> PatchCoreNet:
+        if self._net is None:
+            state, self.weights_info = load_weights(self.backbone, self.weights, seed=self.seed,
+                                                    allow_download=self.allow_download)
+            self._net = self._build(state)
+        return self._net
+
+    # --- fitting ----------------------------------------------------------------------------------------
+    def fit(
+        self,
+        images: Sequence[np.ndarray],
+        progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None,
+    ) -> dict[str, Any]:
+        """Extract patch features of all ``images``, choose the coreset, build the memory bank."""
+        if len(images) == 0:
+            raise ValueError("PatchCore needs at least one good image to fit")
+        if self.backend == "onnxruntime":
+            raise ValueError("fitting runs on the torch backend; export to ONNX afterwards")
+        self._network()
+        try:
+            return self._fit(images, progress, cancel)
+        except Exception as exc:
+            if not (self.device.is_cuda and is_out_of_memory(exc)):
+                raise
+            self._move_to_cpu("fitting")
+            return self._fit(images, progress, cancel)
+
+    def _fit(self, images: Sequence[np.ndarray], progress: ProgressCallback | None,
+             cancel: CancelToken | None) -> dict[str, Any]:
+        net = self._network()
+        dev = torch.device(self.device.device)
+        t0 = time.perf_counter()
+        h, w = feature_grid(self.geometry.network_size)
+        n_patches = len(images) * h * w
+        dim = net.embedding.dim
+        projection = sparse_random_projection(dim, self.coreset_dim, self.seed).to(dev)
+        with _PatchStore(n_patches, dim) as patches:
+            projected_t = torch.empty((self.coreset_dim, n_patches), dtype=torch.float32, device=dev)
+            offset = 0
+            with torch.no_grad():
+                for start in range(0, len(images), self.batch_size):
+                    checkpoint(cancel)
+                    batch = self.geometry.prepare_batch(images[start:start + self.batch_size])
+                    emb = net.embed(torch.from_numpy(batch).to(dev))
+                    flat = emb.permute(0, 2, 3, 1).reshape(-1, dim)
+                    rows = int(flat.shape[0])
+                    patches.write(offset, flat)
+                    projected_t[:, offset:offset + rows] = (flat @ projection).T
+                    offset += rows
+                    report(progress, "extracting features", min(start + self.batch_size, len(images)), len(images))
+            if offset != n_patches:  # the grid formula and the network disagree: a bug, not bad input
+                raise RuntimeError(f"expected {n_patches} patch features, got {offset}")
+            t_features = time.perf_counter() - t0
+            size = max(1, int(n_patches * self.coreset_ratio))
+            if size >= n_patches:
+                index = torch.arange(n_patches)
+            else:
+                index = greedy_coreset(projected_t, size, self.seed, progress, cancel).cpu()
+            del projected_t
+            t_coreset = time.perf_counter() - t0 - t_features
+            bank = patches.take(index).to(dev)
+        support = nearest_in_bank(bank, self.num_neighbors)
+        net.set_bank(bank, support)
+        self._state = {"memory_bank": bank.cpu().numpy().astype(np.float32),
+                       "bank_support": support.cpu().numpy().astype(np.int32)}
+        return {"n_patches": n_patches, "bank_size": int(bank.shape[0]), "feature_dim": dim,
+                "feature_grid": [h, w], "features_seconds": round(t_features, 3),
+                "coreset_seconds": round(t_coreset, 3), "device": self.device.device}
+
+    # --- inference --------------------------------------------------------------------------------------
+    def predict(self, images: Sequence[np.ndarray]) -> Prediction:
+        """Anomaly maps at each image's own resolution and image scores."""
+        if len(images) == 0:
+            return Prediction(np.zeros((0, 0, 0), np.float32), np.zeros(0, np.float32))
+        shapes = [im.shape[:2] for im in images]
+        batch = self.geometry.prepare_batch(images)
+        maps, scores = self.infer(batch)
+        out = [self.geometry.restore(m, s) for m, s in zip(maps, shapes, strict=True)]
+        stacked = np.stack(out) if len({o.shape for o in out}) == 1 else np.array(out, dtype=object)
+        return Prediction(stacked, scores.astype(np.float32))
+
+    def infer(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Maps ``(B, h, w)`` at the network size and scores, for a prepared ``uint8`` batch ``(B, h, w, 3)``."""
+        if self._onnx is not None:
+            return self._onnx(batch)
+        net = self._network()
+        if net.scorer is None:
+            raise RuntimeError("PatchCore is not fitted; call fit() or load a recipe first")
+        try:
+            return self._infer_torch(net, batch)
+        except Exception as exc:
+            if not (self.device.is_cuda and is_out_of_memory(exc)):
+                raise
+            self._move_to_cpu("inference")
+            return self._infer_torch(self._net, batch)
+
+    def _infer_torch(self, net: PatchCoreNet, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        x = torch.from_numpy(batch)
+        if self.device.is_cuda:
+            x = x.pin_memory().to(self.device.device, non_blocking=True)
+        with torch.inference_mode():
+            maps, scores = net(x)
+        return maps.float().cpu().numpy(), scores.float().cpu().numpy()
+
+    def _move_to_cpu(self, what: str) -> None:
+        self.device = fall_back_to_cpu(f"PatchCore {what}")
+        if self._net is not None:
+            self._net = self._net.to("cpu")
+
+    # --- recipe state -----------------------------------------------------------------------------------
+    def get_config(self) -> dict[str, Any]:
+        if self.weights_info is None:
+            raise RuntimeError("PatchCore is not fitted; nothing to save")
+        return {
+            "backbone": self.backbone, "weights": self.weights, "weights_info": dict(self.weights_info),
+            "layout": self.layout, "embedding_dim": self.embedding_dim,
+            "input_size": list(self.geometry.resize),
+            "crop_size": list(self.geometry.crop) if self.geometry.crop else None,
+            "interpolation": self.geometry.interpolation,
+            "coreset_ratio": self.coreset_ratio, "coreset_dim": self.coreset_dim,
+            "num_neighbors": self.num_neighbors, "sigma": self.sigma, "seed": self.seed,
+            "batch_size": self.batch_size, "precision": self.precision,
+        }
+
+    def get_state(self) -> dict[str, np.ndarray]:
+        if not self._state:
+            raise RuntimeError("PatchCore is not fitted; nothing to save")
+        return dict(self._state)
+
+    @classmethod
+    def from_state(
+        cls,
+        config: dict[str, Any],
+        state: dict[str, np.ndarray],
+        device: str = "auto",
+        backend: str = "torch",
+        onnx_dir: str | Path | None = None,
+        threads: int | None = None,
+        allow_download: bool = True,
+    ) -> PatchCore:
+        """Rebuild a fitted PatchCore from a recipe, with exactly the weights it was taught with.
+
+        Raises
+        ------
+        WeightsError
+            If those weights are not present or differ.
+        RecipeError
+            If the memory bank is missing, or ``backend="onnxruntime"`` and the ONNX export is
+            missing or was made from another recipe version.
+        """
+        from station.core.recipe import RecipeError
+
+        params = {k: v for k, v in config.items() if k not in ("weights_info",)}
+        info = config.get("weights_info")
+        if not isinstance(info, dict):
+            raise RecipeError("the PatchCore recipe does not record its backbone weights; teach it again")
+        if "memory_bank" not in state or "bank_support" not in state:
+            raise RecipeError("the PatchCore recipe holds no memory bank; teach it again")
+        try:
+            det = cls(**params, device=device, backend=backend, onnx_dir=onnx_dir, threads=threads,
+                      allow_download=allow_download)
+        except TypeError as exc:
+            raise RecipeError(f"the PatchCore recipe has unknown parameters ({exc}); update the station") from exc
+        det.weights_info = dict(info)
+        det._state = {"memory_bank": np.asarray(state["memory_bank"], dtype=np.float32),
+                      "bank_support": np.asarray(state["bank_support"], dtype=np.int32)}
+        if backend == "auto":
+            backend = "onnxruntime" if (not det.device.is_cuda and det._export_is_current()) else "torch"
+            log.info("PatchCore backend: %s", backend)
+            det.backend = backend
+        if backend == "onnxruntime":
+            det._open_onnx(RecipeError)
+            return det
+        det._net = det._build(load_recorded(info, allow_download=allow_download))
+        dev = det.device.device
+        det._net.set_bank(torch.from_numpy(det._state["memory_bank"]).to(dev),
+                          torch.from_numpy(det._state["bank_support"]).long().to(dev))
+        return det
+
+    # --- ONNX -------------------------------------------------------------------------------------------
+    def _manifest(self) -> dict[str, Any]:
+        from station.detectors.patchcore.onnx_backend import bank_fingerprint
+
+        return {"detector": self.kind, "state_sha256": bank_fingerprint(self._state),
+                "weights_sha256": (self.weights_info or {}).get("sha256"),
+                "network_size": list(self.geometry.network_size), "layout": self.layout,
+                "embedding_dim": self.embedding_dim, "sigma": self.sigma, "num_neighbors": self.num_neighbors}
+
+    def export_onnx(self, directory: Path) -> list[Path]:
+        """Write the fitted network as ONNX (``patchcore.onnx`` + ``patchcore.json``) into ``directory``."""
+        from station.detectors.patchcore.onnx_backend import export_network
+
+        net = self._network()
+        if net.scorer is None:
+            raise RuntimeError("PatchCore is not fitted; nothing to export")
+        return export_network(net, self.geometry.network_size, Path(directory), self._manifest())
+
+    def _export_is_current(self) -> bool:
+        from station.detectors.patchcore.onnx_backend import ONNX_FILE, read_manifest
+
+        if self.onnx_dir is None or not (self.onnx_dir / ONNX_FILE).is_file():
+            return False
+        manifest = read_manifest(self.onnx_dir) or {}
+        return all(manifest.get(k) == v for k, v in self._manifest().items())
+
+    def _open_onnx(self, error: type[Exception]) -> None:
+        from station.detectors.patchcore.onnx_backend import ONNX_FILE, OnnxRunner, read_manifest
+
+        if self.onnx_dir is None:
+            raise error("backend 'onnxruntime' needs the folder of the ONNX export (onnx_dir)")
+        path = self.onnx_dir / ONNX_FILE
+        manifest = read_manifest(self.onnx_dir)
+        if not path.is_file() or manifest is None:
+            raise error(f"no ONNX export in {self.onnx_dir}; create it with `station export <recipe>`")
+        expected = self._manifest()
+        stale = [k for k, v in expected.items() if manifest.get(k) != v]
+        if stale:
+            raise error(f"the ONNX export in {self.onnx_dir} was made from another recipe version "
+                        f"({', '.join(stale)} differ); run `station export <recipe>` again")
+        self._onnx = OnnxRunner(path, self.device.device, self.threads)
+
+
+class _PatchStore:
+    """All training patch features ``(N, D)`` float32 until the coreset is chosen: in RAM, or in a
+    temporary file (deleted afterwards) when they would not fit comfortably."""
+
+    def __init__(self, rows: int, dim: int) -> None:
+        self.rows, self.dim = rows, dim
+        nbytes = rows * dim * 4
+        self._tmp: tempfile.TemporaryDirectory | None = None
+        if nbytes <= _ram_budget():
+            self.array = np.empty((rows, dim), dtype=np.float32)
+        else:
+            self._tmp = tempfile.TemporaryDirectory(prefix="station-patchcore-")
+            log.info("patch features (%.1f GB) kept in a temporary file", nbytes / 1e9)
+            self.array = np.lib.format.open_memmap(Path(self._tmp.name) / "patches.npy", mode="w+",
+                                                   dtype=np.float32, shape=(rows, dim))
+
+    def __enter__(self) -> _PatchStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        del self.array
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+    def write(self, offset: int, rows: torch.Tensor) -> None:
+        self.array[offset:offset + rows.shape[0]] = rows.detach().float().cpu().numpy()
+
+    def take(self, index: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(self.array[index.numpy()]))
+
+
+def _ram_budget() -> int:
+    try:
+        import psutil
+
+        return int(min(RAM_BUDGET_BYTES, 0.5 * psutil.virtual_memory().available))
+    except ImportError:  # psutil is a dependency; keep working without it all the same
+        return RAM_BUDGET_BYTES
+

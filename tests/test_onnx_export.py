@@ -1,0 +1,94 @@
+"""PatchCore through ONNX Runtime: parity with torch (1e-3 relative), dynamic batches, stale or
+missing exports refused, and ``station export`` next to the recipe version."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from station.cli.main import main
+from station.core.recipe import RecipeError, load_recipe, save_recipe
+from station.detectors.base import SupportsOnnx, create_detector
+from station.detectors.patchcore import PatchCore
+from station.weights import WeightsStore, random_state_dict
+
+SIZE = 64
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory) -> PatchCore:
+    home = tmp_path_factory.mktemp("home")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("STATION_HOME", str(home))
+    path = tmp_path_factory.mktemp("w") / "r18.pth"
+    torch.save(random_state_dict("resnet18", 1), path)
+    stored = WeightsStore().import_file(path, allow_custom=True)
+    det = create_detector("patchcore", backbone="resnet18", weights=f"custom:{stored.sha256[:16]}",
+                          input_size=SIZE, coreset_ratio=0.2, device="cpu")
+    rng = np.random.default_rng(0)
+    det.fit([rng.integers(90, 160, (80, 70, 3), dtype=np.uint8) for _ in range(4)])
+    yield det
+    patch.undo()
+
+
+def images(n: int, seed: int = 1) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 256, (80, 70, 3), dtype=np.uint8) for _ in range(n)]
+
+
+def relative(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.abs(a - b).max() / np.abs(a).max())
+
+
+def test_onnx_runtime_matches_torch(fitted, tmp_path):
+    assert isinstance(fitted, SupportsOnnx)
+    files = fitted.export_onnx(tmp_path)
+    assert {f.name for f in files} == {"patchcore.onnx", "patchcore.json"}
+    ort = PatchCore.from_state(fitted.get_config(), fitted.get_state(), device="cpu",
+                               backend="onnxruntime", onnx_dir=tmp_path)
+    for batch in (images(1), images(3, seed=2)):  # one graph, any batch size
+        a, b = fitted.predict(batch), ort.predict(batch)
+        assert b.anomaly_maps.shape == a.anomaly_maps.shape
+        assert relative(a.anomaly_maps, b.anomaly_maps) < 1e-3
+        np.testing.assert_allclose(b.scores, a.scores, rtol=1e-3)
+
+
+def test_stale_or_missing_exports_are_refused(fitted, tmp_path):
+    with pytest.raises(RecipeError, match="station export"):
+        PatchCore.from_state(fitted.get_config(), fitted.get_state(), backend="onnxruntime", onnx_dir=tmp_path)
+    fitted.export_onnx(tmp_path)
+    state = fitted.get_state()
+    state["memory_bank"] = state["memory_bank"] * 1.01  # as if the part had been taught again
+    with pytest.raises(RecipeError, match="another recipe version"):
+        PatchCore.from_state(fitted.get_config(), state, backend="onnxruntime", onnx_dir=tmp_path)
+
+
+def test_station_export_writes_next_to_the_recipe(fitted, tmp_path, capsys):
+    from station.core.recipe import Recipe
+
+    recipe = Recipe(name="p", detector_kind="patchcore", detector_config=fitted.get_config(), threshold=1.0,
+                    min_defect_area_px=10.0, validation={"image_shape": [80, 70]},
+                    weights=fitted.weights_info, state=fitted.get_state())
+    folder = save_recipe(recipe, tmp_path / "models" / "p")
+    assert main(["export", str(tmp_path / "models" / "p")]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert (folder / "onnx" / "patchcore.onnx").is_file() and out["max_relative_difference"] < 1e-3
+    loaded = load_recipe(folder)  # the recipe itself is untouched and still verifies
+    from station.core.inspection import detector_from_recipe
+
+    det = detector_from_recipe(loaded, device="cpu", backend="onnxruntime", onnx_dir=folder / "onnx")
+    assert det.predict(images(1)).anomaly_maps.shape == (1, 80, 70)
+
+
+def test_auto_backend_prefers_a_current_export_on_the_cpu(fitted, tmp_path):
+    cfg, state = fitted.get_config(), fitted.get_state()
+    plain = PatchCore.from_state(cfg, state, device="cpu", backend="auto", onnx_dir=tmp_path)
+    assert plain.backend == "torch"  # nothing exported yet
+    fitted.export_onnx(tmp_path)
+    fast = PatchCore.from_state(cfg, state, device="cpu", backend="auto", onnx_dir=tmp_path)
+    assert fast.backend == "onnxruntime"
+    stale = dict(state, memory_bank=state["memory_bank"] + 1.0)
+    assert PatchCore.from_state(cfg, stale, device="cpu", backend="auto", onnx_dir=tmp_path).backend == "torch"
