@@ -26,3 +26,17 @@ def mvtec_bottle() -> Path:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--run-installer", action="store_true", default=False,
+                     help="run the tests marked `installer` (builds the multi-GB bundle: slow)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--run-installer"):
+        return
+    skip = pytest.mark.skip(reason="builds the installer bundle; run with --run-installer")
+    for item in items:
+        if "installer" in item.keywords:
+            item.add_marker(skip)

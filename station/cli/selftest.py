@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import json
 import os
 import platform
@@ -330,7 +331,7 @@ def _detector_params(kind: str) -> tuple[dict[str, Any], str]:
 
 
 def _check_detector(kind: str, frames: list[Any], device: str) -> tuple[str, dict[str, Any]]:
-    from station.core.inspection import Inspector
+    from station.core.inspection import Inspector, runtime_options
     from station.core.recipe import load_recipe, save_recipe
     from station.core.teach import teach
     from station.detectors.base import detector_class
@@ -349,9 +350,11 @@ def _check_detector(kind: str, frames: list[Any], device: str) -> tuple[str, dic
     if len(good) < 6 or not bad:
         raise CheckFailed(f"the synthetic source gave {len(good)} good and {len(bad)} defective frames")
     params, label = _detector_params(kind)
-    runtime = {} if kind == "variation" else {"device": device}
+    # the device goes to detectors that take one: when teaching to the constructor, when loading to from_state
+    takes_device = "device" in inspect.signature(detector_class(kind)).parameters
     result = teach(f"selftest-{kind}", good[:-4], good[-4:], kind, params, min_defect_area_px=20.0,
-                   runtime=runtime)
+                   runtime={"device": device} if takes_device else None)
+    runtime = runtime_options(kind, device=device) if takes_device else {}
     with tempfile.TemporaryDirectory(prefix="station-selftest-") as tmp:
         folder = save_recipe(result.recipe, Path(tmp) / kind)
         recipe = load_recipe(folder)
@@ -471,13 +474,12 @@ def _check_onnxruntime() -> tuple[str, dict[str, Any]]:
 def _check_recipe(path: Path, device: str) -> tuple[str, dict[str, Any]]:
     import numpy as np
 
-    from station.core.inspection import Inspector
+    from station.core.inspection import Inspector, runtime_options
     from station.core.recipe import load_recipe
 
     recipe = load_recipe(path)
-    runtime = {} if recipe.detector_kind == "variation" else {"device": device, "allow_download": False}
-    if recipe.detector_kind == "autoencoder":
-        runtime.pop("allow_download")
+    # never download here: the check is whether this PC has what the recipe needs
+    runtime = runtime_options(recipe.detector_kind, device=device, allow_download=False)
     inspector = Inspector(recipe, **runtime)  # PatchCore: finds its weights by SHA-256 or fails saying how
     h, w = (int(v) for v in recipe.validation.get("image_shape") or (256, 256))
     roi = recipe.preprocessing.get("roi")
