@@ -183,6 +183,28 @@ def test_scorer_matches_the_papers_equations():
         assert math.isclose(float(score[i]), float(expected), rel_tol=1e-4)
 
 
+def test_coarse_layer3_search_and_chunks_give_the_same_answer():
+    """Dot products of the layer3 block on its own grid, upsampled, equal those of the upsampled
+    features; chunking over images changes nothing either."""
+    from station.detectors.patchcore.embedding import upsample_to
+
+    rng = np.random.default_rng(5)
+    bank = torch.from_numpy(rng.normal(size=(50, 12)).astype(np.float32)) + 20.0
+    support = nearest_in_bank(bank, 4)
+    fine = torch.from_numpy(rng.normal(size=(3, 5, 8, 8)).astype(np.float32)) + 20.0
+    coarse = torch.from_numpy(rng.normal(size=(3, 7, 4, 4)).astype(np.float32)) + 20.0
+    full = torch.cat((fine, upsample_to(coarse, fine)), 1)
+    split = PatchScorer(bank, support, split=5)
+    ref_patch, ref_score = PatchScorer(bank, support)(full)
+    patch, score = split(fine, coarse)
+    torch.testing.assert_close(patch, ref_patch, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(score, ref_score, rtol=1e-5, atol=1e-5)
+    split.chunk_elements = 50 * 64  # one image per block
+    chunked_patch, chunked_score = split(fine, coarse)
+    torch.testing.assert_close(chunked_patch, patch)
+    torch.testing.assert_close(chunked_score, score)
+
+
 def test_gaussian_blur_is_normalised_and_handles_small_maps():
     blur = GaussianBlur(4.0)
     assert blur.kernel.numel() == 33 and math.isclose(float(blur.kernel.sum()), 1.0, rel_tol=1e-6)

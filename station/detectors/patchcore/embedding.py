@@ -100,6 +100,7 @@ class PatchEmbedding(nn.Module):
         self.layout = layout
         if layout == "concat":
             self.dim = sum(channels)
+            self.concat_split = channels[0]
             self.projections = nn.ModuleList()
             return
         if dim < 1:
@@ -112,22 +113,43 @@ class PatchEmbedding(nn.Module):
         self.disjoint = spans[0][0] == 0 and spans[-1][1] == self.dim and all(
             a[1] == b[0] for a, b in zip(spans, spans[1:], strict=False))
 
-    def forward(self, f2: torch.Tensor, f3: torch.Tensor) -> torch.Tensor:
-        size = (int(f2.shape[-2]), int(f2.shape[-1]))
+    @property
+    def split(self) -> int | None:
+        """Features ``[0, split)`` come from ``layer2`` alone and the rest from ``layer3`` alone (then
+        :meth:`parts` keeps the ``layer3`` block on its coarse grid); ``None`` if blocks overlap."""
         if self.layout == "concat":
-            a = F.avg_pool2d(f2, 3, 1, 1)
-            b = F.interpolate(F.avg_pool2d(f3, 3, 1, 1), size=size, mode="bilinear", align_corners=False)
-            return torch.cat((a, b), 1)
-        parts = []
+            return int(self.concat_split)
+        return self.projections[0].rows if self.disjoint else None
+
+    def parts(self, f2: torch.Tensor, f3: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(fine, coarse)``: the ``layer2`` block on ``layer2``'s grid and the ``layer3`` block on
+        ``layer3``'s own grid, so that the full feature is ``cat(fine, upsample(coarse))``. Linear maps
+        of the features (distances' dot products) can then be taken on the coarse grid, 4x cheaper,
+        and upsampled after. Overlapping blocks: ``(full, None)``."""
+        if self.layout == "concat":
+            return F.avg_pool2d(f2, 3, 1, 1), F.avg_pool2d(f3, 3, 1, 1)
+        if not self.disjoint:
+            return self(f2, f3), None
+        return self.projections[0](f2), self.projections[1](f3)
+
+    def forward(self, f2: torch.Tensor, f3: torch.Tensor) -> torch.Tensor:
+        if self.split is not None:
+            fine, coarse = self.parts(f2, f3)
+            return torch.cat((fine, upsample_to(coarse, fine)), 1)
+        size = (int(f2.shape[-2]), int(f2.shape[-1]))
+        out = None  # overlapping row blocks: pad each to the full dimension and add
         for proj, f in zip(self.projections, (f2, f3), strict=True):
             p = proj(f)
             if p.shape[-2:] != f2.shape[-2:]:
                 p = F.interpolate(p, size=size, mode="bilinear", align_corners=False)
-            parts.append(p)
-        if self.disjoint:
-            return torch.cat(parts, 1)
-        out = None  # overlapping row blocks: pad each to the full dimension and add
-        for proj, p in zip(self.projections, parts, strict=True):
             p = F.pad(p, (0, 0, 0, 0, proj.first, self.dim - proj.first - proj.rows))
             out = p if out is None else out + p
         return out
+
+
+def upsample_to(coarse: torch.Tensor, fine: torch.Tensor) -> torch.Tensor:
+    """Bilinear upsampling of ``coarse`` to ``fine``'s grid (align_corners=False, as everywhere here)."""
+    if coarse.shape[-2:] == fine.shape[-2:]:
+        return coarse
+    return F.interpolate(coarse, size=(int(fine.shape[-2]), int(fine.shape[-1])), mode="bilinear",
+                         align_corners=False)

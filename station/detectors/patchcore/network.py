@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from station.detectors.patchcore.backbone import FeatureExtractor
-from station.detectors.patchcore.embedding import PatchEmbedding
+from station.detectors.patchcore.embedding import PatchEmbedding, upsample_to
 
 
 class GaussianBlur(nn.Module):
@@ -56,37 +56,66 @@ class PatchScorer(nn.Module):
 
     Distances are translation invariant, so bank and queries are centred on the bank's mean first:
     with the small norms that leaves, ``|a|^2 - 2 a.b + |b|^2`` loses far less to cancellation. The
-    distance to the nearest bank patch found that way is then recomputed exactly as ``|a - b|``.
+    nearest bank patch needs only ``|b|^2 - 2 a.b``; its distance is then recomputed exactly as
+    ``|a - b|``. When the features split into a ``layer2`` block and a ``layer3`` block (see
+    ``PatchEmbedding.split``), the ``layer3`` dot products are taken on ``layer3``'s 4x smaller grid
+    and bilinearly upsampled -- the same numbers, since upsampling is linear, for a quarter of the
+    work on that block.
     """
 
-    def __init__(self, bank: torch.Tensor, support: torch.Tensor, chunk_elements: int = 1 << 24) -> None:
+    def __init__(self, bank: torch.Tensor, support: torch.Tensor, split: int | None = None,
+                 chunk_elements: int = 1 << 24) -> None:
         super().__init__()
         bank = bank.float()
         centre = bank.mean(0)
+        bank = (bank - centre).contiguous()
         self.register_buffer("centre", centre.contiguous())
-        self.register_buffer("bank", (bank - centre).contiguous())
-        self.register_buffer("bank_sq", (self.bank * self.bank).sum(1))
+        self.register_buffer("bank", bank)
+        self.register_buffer("bank_sq", (bank * bank).sum(1).unsqueeze(0))  # (1, M)
         self.register_buffer("support", support.long().contiguous())
-        # queries per distance block: bounds the (queries x bank) matrix; 0 disables chunking (export)
-        self.chunk_rows = max(1, chunk_elements // max(1, int(bank.shape[0])))
+        self.split = split if split and 0 < split < bank.shape[1] else None
+        if self.split is not None:
+            self.register_buffer("bank_fine", bank[:, :self.split].contiguous())
+            self.register_buffer("bank_coarse", bank[:, self.split:].contiguous())
+        # bounds the (bank x queries) block; 0 disables chunking (ONNX export: one graph for any batch)
+        self.chunk_elements = chunk_elements
 
-    def nearest(self, q: torch.Tensor) -> torch.Tensor:
-        """Index of the nearest bank row of each (centred) query row."""
-        if self.chunk_rows <= 0 or q.shape[0] <= self.chunk_rows:
-            return self._nearest(q)
-        return torch.cat([self._nearest(q[i:i + self.chunk_rows])
-                          for i in range(0, int(q.shape[0]), self.chunk_rows)])
+    def nearest(self, fine: torch.Tensor, coarse: torch.Tensor | None) -> torch.Tensor:
+        """Index of the nearest bank row of every patch, ``(B * h * w,)`` in (image, y, x) order."""
+        b, _, h, w = fine.shape
+        per_chunk = max(1, self.chunk_elements // max(1, int(self.bank.shape[0]) * h * w))
+        if self.chunk_elements <= 0 or b <= per_chunk:
+            return self._nearest(fine, coarse)
+        return torch.cat([self._nearest(fine[i:i + per_chunk], None if coarse is None else coarse[i:i + per_chunk])
+                          for i in range(0, b, per_chunk)])
 
-    def _nearest(self, q: torch.Tensor) -> torch.Tensor:
-        # |q|^2 is the same for every bank row, so the argmin needs only |b|^2 - 2 q.b
-        d2 = torch.addmm(self.bank_sq.unsqueeze(0), q, self.bank.t(), beta=1.0, alpha=-2.0)
-        return d2.argmin(1)
+    def _nearest(self, fine: torch.Tensor, coarse: torch.Tensor | None) -> torch.Tensor:
+        # (patches x bank) blocks, reduced along the contiguous bank axis
+        b, _, h, w = fine.shape
+        m = int(self.bank.shape[0])
+        if coarse is None:
+            q = fine.permute(0, 2, 3, 1).reshape(-1, fine.shape[1]) - self.centre
+            return torch.addmm(self.bank_sq, q, self.bank.t(), alpha=-2.0).argmin(1)
+        split = int(self.split)
+        q = fine.permute(0, 2, 3, 1).reshape(-1, split) - self.centre[:split]
+        d = torch.addmm(self.bank_sq, q, self.bank_fine.t(), alpha=-2.0)  # (B*h*w, M)
+        hc, wc = int(coarse.shape[-2]), int(coarse.shape[-1])
+        r = coarse.permute(0, 2, 3, 1).reshape(-1, coarse.shape[1]) - self.centre[split:]
+        g = torch.mm(r, self.bank_coarse.t()).view(b, hc, wc, m)  # the layer3 block on its own grid
+        if (h, w) == (2 * hc, 2 * wc):
+            g = upsample2x_nhwc(g)
+        else:
+            g = F.interpolate(g.permute(0, 3, 1, 2), size=(h, w), mode="bilinear", align_corners=False)
+            g = g.permute(0, 2, 3, 1)
+        return (d - 2.0 * g.reshape(b * h * w, m)).argmin(1)
 
-    def forward(self, embedding: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(B, D, h, w)`` patch features -> patch distances ``(B, h, w)`` and image scores ``(B,)``."""
-        b, d, h, w = embedding.shape
-        q = embedding.permute(0, 2, 3, 1).reshape(-1, d) - self.centre
-        index = self.nearest(q)
+    def forward(self, fine: torch.Tensor, coarse: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Patch features -> patch distances ``(B, h, w)`` and image scores ``(B,)``; with ``coarse``
+        the features are ``cat(fine, upsample(coarse))``."""
+        index = self.nearest(fine, coarse)
+        full = fine if coarse is None else torch.cat((fine, upsample_to(coarse, fine)), 1)
+        b, d, h, w = full.shape
+        q = full.permute(0, 2, 3, 1).reshape(-1, d) - self.centre
         patch = (q - torch.index_select(self.bank, 0, index)).pow(2).sum(1).sqrt().view(b, h * w)
         s_star, i_star = patch.max(1)
         k = int(self.support.shape[1])
@@ -101,6 +130,20 @@ class PatchScorer(nn.Module):
         return patch.view(b, h, w), weight * s_star
 
 
+def upsample2x_nhwc(x: torch.Tensor) -> torch.Tensor:
+    """``F.interpolate(scale_factor=2, mode="bilinear", align_corners=False)`` on the two middle axes of
+    a ``(B, H, W, C)`` tensor, with whole rows of ``C`` values moved at once (no transposes): output
+    ``2i`` is ``0.75 x[i] + 0.25 x[i-1]``, output ``2i+1`` is ``0.75 x[i] + 0.25 x[i+1]``, edges clamped."""
+    for dim in (1, 2):
+        n = int(x.shape[dim])
+        prev = torch.cat((x.narrow(dim, 0, 1), x.narrow(dim, 0, n - 1)), dim) if n > 1 else x
+        nxt = torch.cat((x.narrow(dim, 1, n - 1), x.narrow(dim, n - 1, 1)), dim) if n > 1 else x
+        even = x * 0.75 + prev * 0.25
+        odd = x * 0.75 + nxt * 0.25
+        x = torch.stack((even, odd), dim + 1).flatten(dim, dim + 1)
+    return x
+
+
 class PatchCoreNet(nn.Module):
     """``uint8`` images ``(B, H, W, 3)`` -> anomaly maps ``(B, H, W)`` and image scores ``(B,)``."""
 
@@ -112,23 +155,26 @@ class PatchCoreNet(nn.Module):
         self.scorer: PatchScorer | None = None
         self.autocast_half = False  # backbone in float16 (CUDA only); distances stay float32
 
-    def embed(self, images: torch.Tensor) -> torch.Tensor:
+    def features(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.autocast_half and images.is_cuda:
             with torch.autocast("cuda", dtype=torch.float16):
                 f2, f3 = self.extractor(images)
-            f2, f3 = f2.float(), f3.float()
-        else:
-            f2, f3 = self.extractor(images)
-        return self.embedding(f2, f3).contiguous()
+            return f2.float(), f3.float()
+        return self.extractor(images)
+
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        """Full patch features ``(B, D, h, w)`` (for fitting)."""
+        return self.embedding(*self.features(images)).contiguous()
 
     def set_bank(self, bank: torch.Tensor, support: torch.Tensor) -> None:
-        self.scorer = PatchScorer(bank, support).to(bank.device)
+        self.scorer = PatchScorer(bank, support, self.embedding.split).to(bank.device)
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.scorer is None:
             raise RuntimeError("PatchCore has no memory bank yet; fit it first")
         size = (int(images.shape[1]), int(images.shape[2]))
-        patch, score = self.scorer(self.embed(images))
+        fine, coarse = self.embedding.parts(*self.features(images))
+        patch, score = self.scorer(fine, coarse)
         maps = F.interpolate(patch.unsqueeze(1), size=size, mode="bilinear", align_corners=False)
         return self.blur(maps).squeeze(1), score
 

@@ -49,7 +49,7 @@ def export_network(net: torch.nn.Module, input_hw: tuple[int, int], directory: P
     directory.mkdir(parents=True, exist_ok=True)
     model = copy.deepcopy(net).to("cpu").float().eval()
     model.autocast_half = False
-    model.scorer.chunk_rows = 0  # one distance block: the graph must not depend on the batch size
+    model.scorer.chunk_elements = 0  # one distance block: the graph must not depend on the batch size
     dummy = torch.zeros((1, *input_hw, 3), dtype=torch.uint8)
     path = directory / ONNX_FILE
     tmp = directory / f".{ONNX_FILE}.tmp"
