@@ -109,3 +109,24 @@ def test_a_crashing_check_is_reported_and_the_rest_still_run(monkeypatch):
     assert by_name["onnxruntime"].status == "pass"  # checks after the broken one still ran
     assert [r.name for r in seen] == [r.name for r in results]
     assert any(r.failed for r in results)
+
+
+def test_a_detector_without_torch_is_not_installed_rather_than_failed(monkeypatch):
+    """The lite bundle has no torch: its deep detectors are skipped ("not installed"), not failures."""
+    def no_torch(kind, frames, device):
+        raise ModuleNotFoundError("No module named 'torch'", name="torch")
+
+    monkeypatch.setattr(selftest, "_teach_and_inspect", no_torch)
+    result = selftest.run_checks(skip={"qt", "camera", "onnxruntime", "device", "weights"})
+    by_name = {r.name: r for r in result}
+    assert by_name["detector:patchcore"].status == "skip" and "not installed" in by_name["detector:patchcore"].detail
+    assert not any(r.failed for r in result)
+
+
+def test_an_unrelated_missing_module_is_a_failure(monkeypatch):
+    def broken(kind, frames, device):
+        raise ModuleNotFoundError("No module named 'scipy.ndimage'", name="scipy.ndimage")
+
+    monkeypatch.setattr(selftest, "_teach_and_inspect", broken)
+    result = selftest.run_checks(skip={"qt", "camera", "onnxruntime", "device", "weights"})
+    assert {r.name: r.status for r in result}["detector:variation"] == "fail"

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import inspect
 import json
 import os
@@ -188,14 +189,15 @@ class _QtCheck:
         self.plugins_dir: Path | None = None
 
     def run(self) -> tuple[str, dict[str, Any]]:
-        # Must be set before the first QGuiApplication; an application already running keeps its own.
-        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
         try:
             qtcore = importlib.import_module("PySide6.QtCore")
             qtwidgets = importlib.import_module("PySide6.QtWidgets")
         except ImportError as exc:
             raise CheckFailed(f"PySide6 does not load ({exc}); the window cannot open") from exc
-        app = qtwidgets.QApplication.instance() or qtwidgets.QApplication([sys.argv[0]])
+        app = qtwidgets.QApplication.instance()  # one already running (a test) keeps its platform
+        if app is None:
+            os.environ["QT_QPA_PLATFORM"] = "offscreen"  # no screen needed, the same on every PC
+            app = qtwidgets.QApplication([sys.argv[0]])
         widget = qtwidgets.QLabel("station selftest")
         widget.resize(240, 60)
         widget.show()
@@ -331,20 +333,23 @@ def _detector_params(kind: str) -> tuple[dict[str, Any], str]:
 
 
 def _check_detector(kind: str, frames: list[Any], device: str) -> tuple[str, dict[str, Any]]:
+    if len(frames) < DETECTOR_FRAMES:
+        raise CheckFailed("no frames from the synthetic source to teach with")
+    try:
+        return _teach_and_inspect(kind, frames, device)
+    except ModuleNotFoundError as exc:
+        # a build without torch (the lite bundle) leaves the deep detectors out: not installed, not broken
+        if (exc.name or "").split(".")[0] in ("torch", "torchvision") or importlib.util.find_spec("torch") is None:
+            raise Skipped(f"not installed: needs torch, which this build leaves out ({exc})") from exc
+        raise
+
+
+def _teach_and_inspect(kind: str, frames: list[Any], device: str) -> tuple[str, dict[str, Any]]:
     from station.core.inspection import Inspector, runtime_options
     from station.core.recipe import load_recipe, save_recipe
     from station.core.teach import teach
     from station.detectors.base import detector_class
 
-    if len(frames) < DETECTOR_FRAMES:
-        raise CheckFailed("no frames from the synthetic source to teach with")
-    try:
-        detector_class(kind)
-    except ImportError as exc:
-        missing = getattr(exc, "name", "") or str(exc)
-        if missing.split(".")[0] in ("torch", "torchvision"):
-            raise Skipped(f"not installed: needs {missing.split('.')[0]}, which this build leaves out") from exc
-        raise
     good = [f.image for f in frames if f.meta.get("label") == "good"]
     bad = [f for f in frames if f.meta.get("label") != "good"]
     if len(good) < 6 or not bad:
