@@ -110,6 +110,12 @@ if [[ -n "$OWNER" ]]; then
     id "$OWNER" >/dev/null 2>&1 || die "--owner $OWNER: no such user"
     [[ -n "$HOME_DIR" ]] || die "--owner needs --home (the folder that user will own)"
 fi
+if [[ -z "$HOME_DIR" && -f "$LAUNCHER" ]]; then
+    # An update without --home keeps the data folder the installed launcher uses: otherwise the station
+    # would silently start on an empty per-user folder and the recipes would seem gone.
+    HOME_DIR="$(sed -n 's/^STATION_HOME="\${STATION_HOME:-\(.*\)}"$/\1/p' "$LAUNCHER")"
+    if [[ -n "$HOME_DIR" ]]; then say "keeping the station data folder of the installed version: $HOME_DIR"; fi
+fi
 if [[ $ROOT == 1 && -z "$HOME_DIR" && ( ${#WEIGHTS[@]} -gt 0 || ${#RECIPES[@]} -gt 0 ) ]]; then
     die "as root, weights and recipes need a station data folder every user shares: add e.g. --home /srv/station --owner <operator account>"
 fi
@@ -119,7 +125,9 @@ for d in "${RECIPES[@]}"; do
         || die "$d: not a recipe (neither $d/recipe.json nor $d/v0001/recipe.json)"
 done
 need_kb=$(du -sk "$HERE/station" | cut -f1)
-mkdir -p "$PREFIX"
+if ! mkdir -p "$PREFIX" 2>/dev/null || [[ ! -w "$PREFIX" ]]; then
+    die "cannot write to $PREFIX: run as root (sudo) or choose another --prefix"
+fi
 free_kb=$(df -Pk "$PREFIX" | awk 'NR==2 {print $4}')
 (( free_kb > need_kb + 200000 )) || die "$PREFIX: $(( free_kb / 1024 )) MB free, the program needs $(( need_kb / 1024 )) MB"
 

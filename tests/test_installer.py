@@ -126,6 +126,14 @@ def test_install_creates_program_launcher_and_menu_entry(fake_bundle, tmp_path):
 
 
 @linux_only
+def test_an_update_keeps_the_data_folder(fake_bundle, tmp_path):
+    install(fake_bundle, tmp_path, "--home", str(tmp_path / "data"), "--no-selftest")
+    proc = install(fake_bundle, tmp_path, "--no-selftest")  # the update forgets --home
+    assert "keeping the station data folder" in proc.stdout
+    assert f'STATION_HOME:-{tmp_path / "data"}' in (tmp_path / "bin" / "station").read_text()
+
+
+@linux_only
 def test_install_refuses_a_folder_without_the_program(tmp_path):
     root = tmp_path / "bundle"
     root.mkdir()
