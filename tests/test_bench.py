@@ -24,7 +24,8 @@ def test_patchcore_case_measures_everything():
     row = run_case("patchcore", "cpu", tiny())
     assert "error" not in row, row.get("traceback")
     assert row["fit_s"] > 0 and row["n_fit"] == 3 and row["weights"]["source"] == "random"
-    for backend in ("torch", "onnxruntime"):
+    assert row["native"]["backend"] == "torch"
+    for backend in ("native", "onnxruntime"):
         m = row[backend]
         assert m["batch1"]["n"] == 3 and 0 < m["batch1"]["p50_ms"] <= m["batch1"]["p95_ms"]
         assert m["batch8_images_per_s"] > 0
@@ -58,7 +59,7 @@ def test_report_table_and_cli_json(tmp_path, monkeypatch, capsys):
     report = json.loads(out.read_text())
     assert report["machine"]["logical_cores"] >= 1
     kinds = {r["kind"]: r for r in report["results"]}
-    assert kinds["patchcore"]["torch"]["batch1"]["n"] == 2
+    assert kinds["patchcore"]["native"]["batch1"]["n"] == 2
     assert "error" in kinds["nonexistent-kind"] or "skipped" in kinds["nonexistent-kind"]
     assert "nonexistent-kind" in results_table(report)
 
@@ -68,4 +69,4 @@ def test_cases_run_isolated_in_child_processes():
     report = run_bench(tiny(isolate=True, onnx=False, kinds=["patchcore"], devices=["cpu"]))
     (row,) = report["results"]
     assert "error" not in row, row
-    assert row["torch"]["batch1"]["p50_ms"] > 0
+    assert row["native"]["batch1"]["p50_ms"] > 0

@@ -5,7 +5,6 @@ recipes and weights records, devices and memory fallbacks."""
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from station.core.devices import DeviceChoice
-from station.core.progress import CancelToken, Cancelled
+from station.core.progress import Cancelled, CancelToken
 from station.core.recipe import load_recipe, save_recipe
 from station.detectors.base import create_detector, detector_class
 from station.detectors.patchcore import PatchCore
@@ -369,7 +368,14 @@ def test_gpu_out_of_memory_falls_back_to_the_cpu(fitted, monkeypatch, caplog):
     assert "out of GPU memory" in caplog.text
 
 
-def test_half_precision_is_ignored_on_the_cpu(custom_weights):
-    det = make(custom_weights, precision="float16")
-    det.fit(part_images(2))
-    assert det.predict(part_images(1)).anomaly_maps.dtype == np.float32
+def test_reduced_precision_backbones(custom_weights, fitted):
+    images = part_images(2, seed=6)
+    ref = fitted.predict(images)
+    half = make(custom_weights, precision="float16")  # a GPU option: the CPU keeps float32
+    half.fit(part_images(6))
+    np.testing.assert_array_equal(half.predict(images).anomaly_maps, ref.anomaly_maps)
+    bf16 = PatchCore.from_state({**fitted.get_config(), "precision": "bfloat16"}, fitted.get_state(), device="cpu")
+    pred = bf16.predict(images)
+    assert pred.anomaly_maps.dtype == np.float32 and np.isfinite(pred.anomaly_maps).all()
+    rel = np.abs(pred.anomaly_maps - ref.anomaly_maps).max() / np.abs(ref.anomaly_maps).max()
+    assert 0 < rel < 0.1  # bfloat16 features: close, not equal

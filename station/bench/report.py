@@ -27,17 +27,18 @@ def results_table(report: dict[str, Any]) -> str:
             notes.append(f"{kind} on {device}: {'skipped' if 'skipped' in r else 'FAILED'}: {reason}")
             continue
         thresh = (r.get("threshold") or {}).get("estimate_p50_ms")
-        for backend in ("torch", "onnxruntime"):
-            m = r.get(backend)
+        for key in ("native", "onnxruntime"):
+            m = r.get(key)
             if not m:
                 continue
+            first = key == "native"
             rows.append([
-                kind, device, backend, _fmt(r.get("fit_s")) if backend == "torch" else "",
+                kind, device, m.get("backend", key), _fmt(r.get("fit_s")) if first else "",
                 _fmt(m["batch1"]["p50_ms"]), _fmt(m["batch1"]["p95_ms"]),
                 _fmt(m.get("batch8_images_per_s")), _fmt(m.get("batch32_images_per_s")),
-                _fmt(r.get("peak_rss_gb"), 2) if backend == "torch" else "",
-                _fmt(r.get("cuda_max_allocated_gb"), 2) if backend == "torch" else "",
-                _fmt(thresh, 2) if backend == "torch" else "",
+                _fmt(r.get("peak_rss_gb"), 2) if first else "",
+                _fmt(r.get("cuda_max_allocated_gb"), 2) if first else "",
+                _fmt(thresh, 2) if first else "",
             ])
         if r.get("onnxruntime"):
             notes.append(f"{kind} on {device}: ONNX Runtime vs torch max relative map difference "

@@ -124,7 +124,9 @@ def run_case(kind: str, device: str, config: BenchConfig) -> dict[str, Any]:
         row["fit_stats"] = _jsonable(fit_stats)
         if getattr(detector, "weights_info", None):
             row["weights"] = _jsonable(detector.weights_info)
-        row["torch"] = _inference(detector, data.test, device, config)
+        # detectors that export to ONNX run on torch; the others (e.g. numpy/OpenCV) natively
+        row["native"] = {"backend": "torch" if callable(getattr(cls, "export_onnx", None)) else "native",
+                         **_inference(detector, data.test, device, config)}
         row["threshold"] = _threshold(detector, data.test)
         if config.onnx and callable(getattr(cls, "export_onnx", None)):
             row["onnxruntime"] = _onnx(cls, detector, data.test, device, config)

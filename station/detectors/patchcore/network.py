@@ -153,11 +153,13 @@ class PatchCoreNet(nn.Module):
         self.embedding = embedding
         self.blur = GaussianBlur(sigma)
         self.scorer: PatchScorer | None = None
-        self.autocast_half = False  # backbone in float16 (CUDA only); distances stay float32
+        # backbone in float16 (CUDA only) or bfloat16 (CPU or CUDA); distances always stay float32
+        self.backbone_dtype: torch.dtype | None = None
 
     def features(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.autocast_half and images.is_cuda:
-            with torch.autocast("cuda", dtype=torch.float16):
+        dtype = self.backbone_dtype
+        if dtype is not None and (images.is_cuda or dtype == torch.bfloat16):
+            with torch.autocast(images.device.type, dtype=dtype):
                 f2, f3 = self.extractor(images)
             return f2.float(), f3.float()
         return self.extractor(images)

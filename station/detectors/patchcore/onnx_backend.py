@@ -48,7 +48,7 @@ def export_network(net: torch.nn.Module, input_hw: tuple[int, int], directory: P
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     model = copy.deepcopy(net).to("cpu").float().eval()
-    model.autocast_half = False
+    model.backbone_dtype = None  # ONNX graphs are float32
     model.scorer.chunk_elements = 0  # one distance block: the graph must not depend on the batch size
     dummy = torch.zeros((1, *input_hw, 3), dtype=torch.uint8)
     path = directory / ONNX_FILE
