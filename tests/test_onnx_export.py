@@ -92,3 +92,21 @@ def test_auto_backend_prefers_a_current_export_on_the_cpu(fitted, tmp_path):
     assert fast.backend == "onnxruntime"
     stale = dict(state, memory_bank=state["memory_bank"] + 1.0)
     assert PatchCore.from_state(cfg, stale, device="cpu", backend="auto", onnx_dir=tmp_path).backend == "torch"
+
+
+def test_dynamo_exporter_is_a_working_fallback(fitted, tmp_path, monkeypatch):
+    """Should a torch release drop the TorchScript exporter, the dynamo one takes over."""
+    real = torch.onnx.export
+
+    def without_torchscript(*args, **kwargs):
+        if kwargs.get("dynamo") is False:
+            raise RuntimeError("TorchScript-based ONNX export is not available")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(torch.onnx, "export", without_torchscript)
+    fitted.export_onnx(tmp_path)
+    assert json.loads((tmp_path / "patchcore.json").read_text())["exporter"] == "dynamo"
+    ort = PatchCore.from_state(fitted.get_config(), fitted.get_state(), device="cpu",
+                               backend="onnxruntime", onnx_dir=tmp_path)
+    batch = images(2, seed=5)
+    assert relative(fitted.predict(batch).anomaly_maps, ort.predict(batch).anomaly_maps) < 1e-3

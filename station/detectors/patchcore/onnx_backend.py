@@ -64,12 +64,13 @@ def export_network(net: torch.nn.Module, input_hw: tuple[int, int], directory: P
     except (TypeError, RuntimeError) as exc:  # TorchScript exporter gone or broken: use dynamo
         log.info("TorchScript ONNX export failed (%s); using the dynamo exporter", exc)
         exporter = "dynamo"
-        batch = torch.export.Dim("batch", min=1, max=1024)
+        batch = torch.export.Dim("batch", max=4096)
+        dummy2 = torch.zeros((2, *input_hw, 3), dtype=torch.uint8)  # batch 1 would be specialised away
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
-            program = torch.onnx.export(model, (dummy,), dynamo=True, opset_version=max(OPSET, 18),
+            program = torch.onnx.export(model, (dummy2,), dynamo=True, opset_version=max(OPSET, 18),
                                         input_names=["images"], output_names=["anomaly_maps", "scores"],
-                                        dynamic_shapes=({0: batch},))
+                                        dynamic_shapes=({0: batch},), verbose=False)
             program.save(str(tmp), external_data=False)
     os.replace(tmp, path)
     meta = {**manifest, "file": ONNX_FILE, "exporter": exporter, "torch": torch.__version__,
