@@ -39,6 +39,7 @@ def test_unimportable_and_weightless_detectors_are_skipped(monkeypatch, tmp_path
                                                                    "Ghost", "not written yet"))
     assert "not importable yet" in run_case("ghost", "cpu", tiny())["skipped"]
     monkeypatch.setenv("STATION_HOME", str(tmp_path))
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))  # not this PC's torch cache
     cfg = tiny(params={"patchcore": {"backbone": "resnet18", "allow_download": False, "input_size": 64}})
     assert "no backbone weights" in run_case("patchcore", "cpu", cfg)["skipped"]
 

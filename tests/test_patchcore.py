@@ -260,6 +260,8 @@ def test_fit_and_predict_find_the_defect(fitted):
     # any input size comes back at its own resolution
     big = fitted.predict([np.zeros((130, 97, 3), np.uint8)])
     assert big.anomaly_maps.shape == (1, 130, 97)
+    mixed = fitted.predict([np.zeros((130, 97, 3), np.uint8), np.zeros((130, 60), np.uint8)])
+    assert [m.shape for m in mixed.anomaly_maps] == [(130, 97), (130, 60)]
 
 
 def test_fit_statistics_progress_and_records(custom_weights):
@@ -317,6 +319,7 @@ def test_recipe_records_and_checks_its_weights(fitted, store_home, tmp_path, mon
 
 def test_random_weights_only_when_asked(tmp_path, monkeypatch):
     monkeypatch.setenv("STATION_HOME", str(tmp_path / "empty"))
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))  # not this PC's torch cache
     det = create_detector("patchcore", backbone="resnet18", input_size=SIZE, device="cpu", allow_download=False)
     with pytest.raises(WeightsError, match="station weights download --backbone resnet18"):
         det.fit(part_images(2))

@@ -234,8 +234,11 @@ class PatchCore:
         batch = self.geometry.prepare_batch(images)
         maps, scores = self.infer(batch)
         out = [self.geometry.restore(m, s) for m, s in zip(maps, shapes, strict=True)]
-        stacked = np.stack(out) if len({o.shape for o in out}) == 1 else np.array(out, dtype=object)
-        return Prediction(stacked, scores.astype(np.float32))
+        if len({o.shape for o in out}) == 1:
+            return Prediction(np.stack(out), scores.astype(np.float32))
+        ragged = np.empty(len(out), dtype=object)  # images of several sizes: one map each, own size
+        ragged[:] = out
+        return Prediction(ragged, scores.astype(np.float32))
 
     def infer(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Maps ``(B, h, w)`` at the network size and scores, for a prepared ``uint8`` batch ``(B, h, w, 3)``."""
