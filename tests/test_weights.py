@@ -16,6 +16,7 @@ from station.weights import (
     PublishedWeights,
     WeightsError,
     WeightsStore,
+    catalogue,
     file_sha256,
     load_recorded,
     load_weights,
@@ -23,7 +24,6 @@ from station.weights import (
     station_home,
     tensor_fingerprint,
 )
-from station.weights import catalogue
 
 
 @pytest.fixture
