@@ -355,6 +355,17 @@ def test_onnx_export_matches_torch_and_refuses_other_weights(fitted, tmp_path):
     with pytest.raises(FileNotFoundError):
         SSIMAutoencoder.from_state(det.get_config(), det.get_state(), backend="onnxruntime",
                                    onnx_dir=tmp_path / "missing")
+    # "auto": ONNX Runtime on the CPU where a current export exists, torch otherwise
+    auto = SSIMAutoencoder.from_state(det.get_config(), det.get_state(), device="cpu", backend="auto",
+                                      onnx_dir=tmp_path / "onnx")
+    assert auto._onnx is not None
+    for onnx_dir in (tmp_path / "missing", None):
+        auto = SSIMAutoencoder.from_state(det.get_config(), det.get_state(), device="cpu", backend="auto",
+                                          onnx_dir=onnx_dir)
+        assert auto._onnx is None
+    stale = SSIMAutoencoder.from_state(det.get_config(), other, device="cpu", backend="auto",
+                                       onnx_dir=tmp_path / "onnx")
+    assert stale._onnx is None  # an export of other weights is not used
 
 
 def test_full_schedule_network_runs_end_to_end_on_a_tiny_budget():

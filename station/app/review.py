@@ -24,7 +24,7 @@ from station.core.datasets import (
 )
 from station.core.evaluation import EvaluationResult, ImageCallback, evaluate
 from station.core.images import load_image
-from station.core.inspection import InspectionResult, Inspector, runtime_options
+from station.core.inspection import InspectionResult, Inspector, recipe_runtime, runtime_options
 from station.core.progress import CancelToken, ProgressCallback, checkpoint
 from station.core.recipe import Recipe, load_recipe, save_recipe
 from station.core.regions import find_regions, verdict_for
@@ -143,7 +143,7 @@ def run_review(request: ReviewRequest, progress: ProgressCallback | None = None,
                                      progress, cancel, audit, runtime=runtime)
         recipe_path = taught
     recipe = load_recipe(recipe_path)
-    inspector = Inspector(recipe, **runtime_options(recipe.detector_kind, **runtime_opts))
+    inspector = Inspector(recipe, **recipe_runtime(recipe, **runtime_opts))
     if labelled:
         category = SubsetCategory(dataset, request.max_per_type) if request.max_per_type else dataset
     else:

@@ -23,7 +23,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-overlays", action="store_true", help="do not write overlay images")
     p.add_argument("--no-maps", action="store_true", help="do not save raw anomaly maps")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:n] (deep detectors)")
-    p.add_argument("--backend", choices=["torch", "onnxruntime"], help="inference backend where supported")
+    p.add_argument("--backend", choices=["auto", "torch", "onnxruntime"], default="auto",
+                   help="inference backend where supported (auto: ONNX Runtime on the CPU where the recipe "
+                        "has a current export, see station export)")
     p.set_defaults(func=run)
 
 
@@ -31,16 +33,14 @@ def run(args: argparse.Namespace) -> int:
     from station.cli.common import ProgressPrinter
     from station.core.datasets import MVTecCategory
     from station.core.evaluation import evaluate
-    from station.core.inspection import Inspector, runtime_options
+    from station.core.inspection import Inspector, recipe_runtime
     from station.core.recipe import load_recipe
     from station.core.report import ImageWriter, metrics_table, write_report
     from station.core.teach import validation_estimator
 
     recipe = load_recipe(args.recipe)
     category = MVTecCategory(args.data)
-    runtime = runtime_options(recipe.detector_kind, device=args.device, backend=args.backend,
-                              onnx_dir=(recipe.path / "onnx") if args.backend == "onnxruntime" else None)
-    inspector = Inspector(recipe, **runtime)
+    inspector = Inspector(recipe, **recipe_runtime(recipe, device=args.device, backend=args.backend))
     if args.min_area is not None:
         est = validation_estimator(recipe).estimate(args.min_area)
         inspector.set_threshold(est.threshold, args.min_area)

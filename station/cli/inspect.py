@@ -78,7 +78,7 @@ def _verdict_line(live: Any) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from station.acquisition.base import open_source
-    from station.core.inspection import Inspector
+    from station.core.inspection import Inspector, recipe_runtime
     from station.core.recipe import load_recipe, versions
     from station.live.archive import ImageArchive
     from station.live.pipeline import LivePipeline
@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
         teach_demo_recipe(part.parent, args.demo_detector, part=part.name)
     recipe = load_recipe(args.recipe)
     source = open_source(args.source)
-    runtime = {"device": args.device} if args.device else {}
+    runtime = recipe_runtime(recipe, device=args.device)
     try:
         results = None if args.no_db else ResultsLog(args.db, durability=args.durability)
     except ResultsError as exc:

@@ -20,13 +20,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from station.core.images import ImageLoadError, load_image, save_image
-    from station.core.inspection import Inspector, runtime_options
+    from station.core.inspection import Inspector, recipe_runtime
     from station.core.overlay import render_overlay
     from station.core.recipe import load_recipe
     from station.core.regions import shift_region
 
     recipe = load_recipe(args.recipe)
-    inspector = Inspector(recipe, **runtime_options(recipe.detector_kind, device=args.device))
+    inspector = Inspector(recipe, **recipe_runtime(recipe, device=args.device))
     any_ng, errors = False, 0
     for path in args.images:
         try:

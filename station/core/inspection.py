@@ -75,6 +75,15 @@ def runtime_options(kind: str, **options: Any) -> dict[str, Any]:
     return {k: v for k, v in options.items() if k in params and v is not None}
 
 
+def recipe_runtime(recipe: Recipe, device: str | None = None, backend: str | None = "auto",
+                   **extra: Any) -> dict[str, Any]:
+    """Machine options for inspecting with ``recipe``: the device, and the ONNX Runtime export next to
+    the recipe version (``<version>/onnx``, written by ``station export``), which detectors with
+    ``backend="auto"`` use where it is the faster path -- filtered to what the detector accepts."""
+    onnx_dir = recipe.path / "onnx" if recipe.path is not None else None
+    return runtime_options(recipe.detector_kind, device=device, backend=backend, onnx_dir=onnx_dir, **extra)
+
+
 def detector_from_recipe(recipe: Recipe, **runtime: Any) -> Detector:
     """Rebuild the recipe's fitted detector (``runtime``: e.g. ``device='cuda'``)."""
     cls = detector_class(recipe.detector_kind)

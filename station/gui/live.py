@@ -31,7 +31,7 @@ import numpy as np
 from station.acquisition.base import Frame, open_source
 from station.app.shift import ShiftCounters
 from station.core.images import convert_color
-from station.core.inspection import InspectionResult, Inspector, runtime_options
+from station.core.inspection import InspectionResult, Inspector, recipe_runtime
 from station.core.overlay import GREEN, draw_contours
 from station.core.recipe import Recipe, load_recipe
 from station.detectors.base import detector_class
@@ -273,7 +273,7 @@ class LiveSession:
                 from station.core.devices import pick_device
 
                 choice = pick_device(self._device_pref)
-                runtime = runtime_options(recipe.detector_kind, device=choice.device)
+                runtime = recipe_runtime(recipe, device=choice.device)
                 self.device_name = choice.name
             else:
                 self.device_name = "CPU"

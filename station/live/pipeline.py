@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from station.acquisition.base import Frame, FrameSource, SourceState
-from station.core.inspection import InspectionResult, Inspector
+from station.core.inspection import InspectionResult, Inspector, recipe_runtime
 from station.core.recipe import Recipe
 from station.live.archive import ImageArchive
 from station.live.handoff import Closed, Handoff
@@ -107,7 +107,7 @@ class LivePipeline:
             raise ValueError("give either a recipe or an inspector_factory")
         self.source = source
         self.recipe = recipe
-        self._factory = inspector_factory or (lambda: Inspector(recipe))  # type: ignore[arg-type]
+        self._factory = inspector_factory or (lambda: Inspector(recipe, **recipe_runtime(recipe)))  # type: ignore[arg-type]
         self.results = results
         self.archive = archive
         self.max_frames = int(max_frames)
