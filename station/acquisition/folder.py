@@ -17,14 +17,14 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from station.acquisition.base import Frame, SourceError, SourceState, SourceURI
+from station.acquisition.base import Frame, SourceError, SourceURI
+from station.acquisition.paced import PacedSource
 from station.core.datasets import (
     DatasetError,
     ImageFolder,
@@ -39,7 +39,7 @@ from station.core.images import ColorMode, ImageLoadError, load_image
 SPLITS = ("test", "train", "all")
 
 
-class FolderSource:
+class FolderSource(PacedSource):
     """Images of a folder, in name order, as frames (see the module doc)."""
 
     def __init__(self, path: str | Path, *, fps: float = 0.0, loop: bool = False, split: str = "test",
@@ -50,6 +50,7 @@ class FolderSource:
             raise SourceError(f"split must be one of {', '.join(SPLITS)}, not {split!r}")
         if mode not in ("keep", "rgb", "gray"):
             raise SourceError(f"mode must be keep, rgb or gray, not {mode!r}")
+        super().__init__()
         self.path = Path(path).expanduser()
         self.fps = float(fps)
         self.loop = bool(loop)
@@ -62,11 +63,8 @@ class FolderSource:
         self.labelled = False  # True for an MVTec category (labels and masks known)
         self.loops = 0
         self._unreadable: set[Path] = set()  # skipped on later loops: reported once, not every pass
-        self._state = SourceState.CLOSED
         self._position = 0
         self._frame_id = 0
-        self._next_due = 0.0
-        self._lock = threading.Lock()
 
     @classmethod
     def from_uri(cls, uri: str) -> FolderSource:
@@ -86,10 +84,6 @@ class FolderSource:
         flag = lambda key: p.get(key, "0").lower() in ("1", "true", "yes", "on")  # noqa: E731
         return cls(parsed.target, fps=fps, loop=flag("loop"), split=p.get("split", "test"), live=flag("live"),
                    mode=p.get("mode", "keep"), uri=uri)  # type: ignore[arg-type]
-
-    @property
-    def state(self) -> SourceState:
-        return self._state
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -121,20 +115,7 @@ class FolderSource:
             raise SourceError(f"{self.path}: no images to replay")
         self.samples = samples
         self._position = 0
-        self._state = SourceState.CONNECTED
-
-    def start(self) -> None:
-        if self._state is SourceState.CLOSED:
-            self.open()
-        self._next_due = time.monotonic()
-        self._state = SourceState.ACQUIRING
-
-    def stop(self) -> None:
-        if self._state is SourceState.ACQUIRING:
-            self._state = SourceState.CONNECTED
-
-    def close(self) -> None:
-        self._state = SourceState.CLOSED
+        super().open()
 
     def next_frame(self, timeout: float = 1.0) -> Frame | None:
         """The next image, paced at ``fps``; ``None`` if not due within ``timeout``.
@@ -146,17 +127,10 @@ class FolderSource:
         SourceError
             If not started, or if a whole pass over the folder found no readable image.
         """
-        if self._state is not SourceState.ACQUIRING:
-            raise SourceError(f"{self.uri}: not acquiring (state {self._state.value}); call start() first")
+        self._require_acquiring()
         with self._lock:
-            if self.fps > 0:
-                wait = self._next_due - time.monotonic()
-                if wait > timeout:
-                    time.sleep(max(0.0, timeout))
-                    return None
-                if wait > 0:
-                    time.sleep(wait)
-                self._next_due = max(self._next_due + 1.0 / self.fps, time.monotonic())
+            if not self._wait_turn(timeout):
+                return None
             failures = 0
             while True:
                 if self._position >= len(self.samples):

@@ -22,7 +22,6 @@ gives the same parts on every machine, whatever the timing.
 from __future__ import annotations
 
 import math
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +30,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from station.acquisition.base import Frame, SourceError, SourceState, SourceURI
+from station.acquisition.base import Frame, SourceError, SourceURI
+from station.acquisition.paced import PacedSource
 
 DEFECT_TYPES = ("scratch", "spot", "missing", "contamination")
 GOOD = "good"
@@ -325,7 +325,7 @@ class SyntheticPart:
         return alpha, (slice(y0, y1), slice(x0, x1))
 
 
-class SyntheticSource:
+class SyntheticSource(PacedSource):
     """``synthetic://demo?defect_rate=0.2&fps=10&seed=0&size=256&count=0&live=1`` as a camera.
 
     ``fps=0`` delivers frames as fast as they are asked for; ``count`` > 0 ends the stream after
@@ -341,6 +341,7 @@ class SyntheticSource:
             raise SourceError(f"defect_rate must be between 0 and 1, not {defect_rate}")
         if fps < 0:
             raise SourceError(f"fps must be >= 0, not {fps}")
+        super().__init__()
         self.part = part
         self.name = name
         self.defect_rate = float(defect_rate)
@@ -349,10 +350,7 @@ class SyntheticSource:
         self.live = bool(live)
         self.defect_types = tuple(defect_types)
         self.uri = uri or f"synthetic://{name}?seed={part.seed}&size={part.size}&defect_rate={defect_rate}&fps={fps}"
-        self._state = SourceState.CLOSED
         self._next_index = 0
-        self._next_due = 0.0
-        self._lock = threading.Lock()
 
     @classmethod
     def from_uri(cls, uri: str) -> SyntheticSource:
@@ -388,43 +386,14 @@ class SyntheticSource:
         return cls(part, name=name, defect_rate=defect_rate, fps=fps, count=count, live=live,
                    defect_types=types, uri=uri)
 
-    @property
-    def state(self) -> SourceState:
-        return self._state
-
-    def open(self) -> None:
-        self._state = SourceState.CONNECTED
-
-    def start(self) -> None:
-        if self._state is SourceState.CLOSED:
-            self.open()
-        self._next_due = time.monotonic()
-        self._state = SourceState.ACQUIRING
-
-    def stop(self) -> None:
-        if self._state is SourceState.ACQUIRING:
-            self._state = SourceState.CONNECTED
-
-    def close(self) -> None:
-        self._state = SourceState.CLOSED
-
     def next_frame(self, timeout: float = 1.0) -> Frame | None:
         """The next part, paced at ``fps``; ``None`` if it is not due within ``timeout`` seconds."""
-        if self._state is not SourceState.ACQUIRING:
-            raise SourceError(f"{self.uri}: not acquiring (state {self._state.value}); call start() first")
+        self._require_acquiring()
         with self._lock:
             if self.count and self._next_index >= self.count:
                 raise StopIteration
-            if self.fps > 0:
-                wait = self._next_due - time.monotonic()
-                if wait > timeout:
-                    time.sleep(max(0.0, timeout))
-                    return None
-                if wait > 0:
-                    time.sleep(wait)
-                period = 1.0 / self.fps
-                # A camera does not burst to catch up after a stall: the next frame is one period on.
-                self._next_due = max(self._next_due + period, time.monotonic())
+            if not self._wait_turn(timeout):
+                return None
             index = self._next_index
             self._next_index += 1
         sample = self.part.sample(index, self.defect_rate, self.defect_types)
