@@ -100,6 +100,17 @@ def _migrate(meta: dict[str, Any], source: Path) -> dict[str, Any]:
     return meta
 
 
+def state_digest(state: dict[str, np.ndarray]) -> str:
+    """A SHA-256 over the names, types, shapes and bytes of arrays (independent of their order): ties
+    a derived file (an ONNX export) to exactly the learned state it was made from."""
+    h = hashlib.sha256()
+    for key in sorted(state):
+        a = np.ascontiguousarray(state[key])
+        h.update(f"{key}|{a.dtype.str}|{a.shape}|".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

@@ -37,7 +37,7 @@ import numpy as np
 
 from station.core.images import convert_color
 from station.core.progress import CancelToken, ProgressCallback, checkpoint, report
-from station.core.recipe import RecipeError
+from station.core.recipe import RecipeError, state_digest
 from station.detectors.autoencoder.augment import Augmentation, object_samples, texture_patches
 from station.detectors.autoencoder.onnx_io import (
     CONFIG_KEY,
@@ -45,7 +45,6 @@ from station.detectors.autoencoder.onnx_io import (
     ONNX_FILE,
     OnnxMapRunner,
     export_map_net,
-    state_digest,
 )
 from station.detectors.autoencoder.schedules import MODES, resolve_schedule_name, schedule_for
 from station.detectors.autoencoder.tiling import average_patch_maps, extract_patches, patch_grid

@@ -9,7 +9,6 @@ silently giving other maps.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -28,16 +27,6 @@ INPUT_NAME = "image"
 OUTPUT_NAME = "anomaly_map"
 DIGEST_KEY = "station.state_sha256"
 CONFIG_KEY = "station.config"
-
-
-def state_digest(state: dict[str, np.ndarray]) -> str:
-    """A SHA-256 over the names, types, shapes and bytes of the arrays (order-independent)."""
-    h = hashlib.sha256()
-    for key in sorted(state):
-        a = np.ascontiguousarray(state[key])
-        h.update(f"{key}|{a.dtype.str}|{a.shape}|".encode())
-        h.update(a.tobytes())
-    return h.hexdigest()
 
 
 def export_map_net(map_net: Any, example: Any, path: Path, metadata: dict[str, str]) -> Path:

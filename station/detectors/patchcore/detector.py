@@ -340,9 +340,9 @@ class PatchCore:
 
     # --- ONNX -------------------------------------------------------------------------------------------
     def _manifest(self) -> dict[str, Any]:
-        from station.detectors.patchcore.onnx_backend import bank_fingerprint
+        from station.core.recipe import state_digest
 
-        return {"detector": self.kind, "state_sha256": bank_fingerprint(self._state),
+        return {"detector": self.kind, "state_sha256": state_digest(self._state),
                 "weights_sha256": (self.weights_info or {}).get("sha256"),
                 "network_size": list(self.geometry.network_size), "layout": self.layout,
                 "embedding_dim": self.embedding_dim, "sigma": self.sigma, "num_neighbors": self.num_neighbors}

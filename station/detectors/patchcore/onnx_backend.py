@@ -13,7 +13,6 @@ Runtime optimises fully. The dynamo exporter is the fallback if a future torch d
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import logging
 import os
@@ -31,15 +30,6 @@ log = logging.getLogger(__name__)
 ONNX_FILE = "patchcore.onnx"
 MANIFEST_FILE = "patchcore.json"
 OPSET = 17
-
-
-def bank_fingerprint(state: dict[str, np.ndarray]) -> str:
-    h = hashlib.sha256()
-    for key in sorted(state):
-        arr = np.ascontiguousarray(state[key])
-        h.update(f"{key}|{arr.dtype}|{arr.shape}|".encode())
-        h.update(arr.tobytes())
-    return h.hexdigest()
 
 
 def export_network(net: torch.nn.Module, input_hw: tuple[int, int], directory: Path,
