@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before anything can load Qt
+# Tests never touch a real station's settings, recipes, results or weights: a throw-away home for the
+# session (tests that need their own set STATION_HOME themselves).
+os.environ["STATION_HOME"] = tempfile.mkdtemp(prefix="station-test-home-")
 
 REPO = Path(__file__).resolve().parents[1]
 MVTEC_ROOT = Path(os.environ.get("STATION_MVTEC_ROOT", REPO.parent / "shared" / "data" / "mvtec_ad"))

@@ -7,6 +7,7 @@ it: ``$STATION_HOME`` if set, else the platform's per-user data folder::
     engineer.json      the engineer-mode password hash (never the password)
     audit.jsonl        the audit log: who changed which threshold, area or recipe, when
     results.sqlite     the inspection results log
+    archive/           NG images (and sampled OK images), kept within a disk quota
     models/<part>/vNNNN/   recipes
     runs/              review reports
 """
@@ -61,6 +62,10 @@ class AppPaths:
     @property
     def results_db(self) -> Path:
         return self.home / "results.sqlite"
+
+    @property
+    def archive(self) -> Path:
+        return self.home / "archive"
 
     @property
     def models(self) -> Path:

@@ -18,8 +18,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-DEFAULT_DB = "results/results.db"
-DEFAULT_ARCHIVE = "results/images"
+from station.app.paths import AppPaths
+
+
+def default_db() -> str:
+    """The window's results log ($STATION_HOME/results.sqlite): one station, one record."""
+    return str(AppPaths.default().results_db)
 
 
 def _count(text: str) -> int:
@@ -42,13 +46,14 @@ def register(subparsers: Any) -> None:
     p.add_argument("--teach-demo", action="store_true",
                    help="if --recipe holds no recipe yet, teach the synthetic demo part into it first")
     p.add_argument("--demo-detector", default="variation", help="detector for --teach-demo (default: %(default)s)")
-    p.add_argument("--db", default=DEFAULT_DB, help="results database, SQLite (default: %(default)s)")
+    p.add_argument("--db", default=default_db(), help="results database, SQLite (default: %(default)s)")
     p.add_argument("--no-db", action="store_true", help="do not record results")
     p.add_argument("--durability", choices=["normal", "full"], default="full",
                    help="full: fsync every row, a power cut loses at most the frame in flight; normal: no "
                         "fsync (a killed process still loses nothing committed; needs a UPS against power "
                         "cuts) -- default: %(default)s")
-    p.add_argument("--archive", default=DEFAULT_ARCHIVE, help="folder for NG images (default: %(default)s)")
+    p.add_argument("--archive", default=str(AppPaths.default().archive),
+                   help="folder for NG images (default: %(default)s)")
     p.add_argument("--no-archive", action="store_true", help="do not keep images")
     p.add_argument("--archive-quota-mb", type=float, default=2048.0, help="the oldest images go beyond this (default: %(default)s MB)")
     p.add_argument("--archive-ok-every", type=int, default=0, help="also keep every n-th OK image (0: none)")

@@ -7,7 +7,7 @@ import sys
 from datetime import datetime
 from typing import Any
 
-from station.cli.inspect import DEFAULT_DB
+from station.cli.inspect import default_db
 
 
 def _time(text: str) -> float:
@@ -25,7 +25,7 @@ def register(subparsers: Any) -> None:
     sub = p.add_subparsers(dest="results_command", metavar="<action>", required=True)
 
     def common(q: argparse.ArgumentParser) -> None:
-        q.add_argument("--db", default=DEFAULT_DB, help="results database (default: %(default)s)")
+        q.add_argument("--db", default=default_db(), help="results database (default: %(default)s)")
         q.add_argument("--since", type=_time, help="from this time: 2026-11-22, 2026-11-22T14:00 (local), today, "
                                                    "yesterday, 12h, 7d, or Unix seconds")
         q.add_argument("--until", type=_time, help="up to (not including) this time; same forms")

@@ -151,6 +151,8 @@ class InspectPanel(QWidget):
         self.verdict = VerdictLabel()
         self.frame_info = QLabel()
         self.frame_info.setWordWrap(True)
+        # room for its three lines whatever the window size (a wrapped label is otherwise squeezed)
+        self.frame_info.setMinimumHeight(4 * self.frame_info.fontMetrics().lineSpacing())
         counts = QGroupBox("Shift")
         grid = QGridLayout(counts)
         self.labels: dict[str, QLabel] = {}

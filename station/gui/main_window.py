@@ -139,7 +139,7 @@ class MainWindow(QMainWindow):
             try:
                 from station.live.archive import ImageArchive
 
-                archive = ImageArchive(self.ctx.paths.home / "archive", quota_mb=self.ctx.settings.archive_quota_mb)
+                archive = ImageArchive(self.ctx.paths.archive, quota_mb=self.ctx.settings.archive_quota_mb)
             except Exception as exc:  # noqa: BLE001
                 self.report("archive", f"NG images are not archived: {exc}", "")
         return results, archive
