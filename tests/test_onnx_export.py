@@ -110,3 +110,19 @@ def test_dynamo_exporter_is_a_working_fallback(fitted, tmp_path, monkeypatch):
                                backend="onnxruntime", onnx_dir=tmp_path)
     batch = images(2, seed=5)
     assert relative(fitted.predict(batch).anomaly_maps, ort.predict(batch).anomaly_maps) < 1e-3
+
+
+def test_train_can_export_for_onnx_runtime_at_once(fitted, tmp_path, capsys):
+    from helpers_data import make_mvtec_category
+
+    data = make_mvtec_category(tmp_path / "d", n_train=6, n_good_test=1, n_defect=1, size=64)
+    sha = fitted.weights_info["sha256"][:16]
+    assert main(["train", "--data", str(data), "--detector", "patchcore", "--out", str(tmp_path / "m"),
+                 "--validation-fraction", "0.34", "--device", "cpu", "--export-onnx", "-p", "backbone=resnet18",
+                 "-p", f"weights=custom:{sha}", "-p", "input_size=64", "-p", "coreset_ratio=0.2"]) == 0
+    assert "ONNX export" in capsys.readouterr().out
+    recipe = load_recipe(tmp_path / "m")
+    assert (recipe.path / "onnx" / "patchcore.onnx").is_file()
+    from station.core.inspection import detector_from_recipe, recipe_runtime
+
+    assert detector_from_recipe(recipe, **recipe_runtime(recipe, device="cpu")).backend == "onnxruntime"

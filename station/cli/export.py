@@ -20,21 +20,29 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from station.core.recipe import load_recipe
+
+    result = export_recipe(load_recipe(args.recipe), out=args.out, check=not args.no_verify)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def export_recipe(recipe, out: Path | None = None, check: bool = True) -> dict:
+    """Export the recipe's network as ONNX (default: ``<version>/onnx``) and, with ``check``, verify
+    that ONNX Runtime reproduces torch's maps. Returns what was written."""
     from station.core.inspection import detector_from_recipe
-    from station.core.recipe import RecipeError, load_recipe
+    from station.core.recipe import RecipeError
     from station.detectors.base import detector_class
 
-    recipe = load_recipe(args.recipe)
     if not callable(getattr(detector_class(recipe.detector_kind), "export_onnx", None)):
         raise RecipeError(f"{recipe.label}: the {recipe.detector_kind} detector has no ONNX export")
     detector = detector_from_recipe(recipe, device="cpu")
-    out = args.out or (recipe.path / ONNX_SUBDIR)
+    out = out or (recipe.path / ONNX_SUBDIR)
     files = detector.export_onnx(out)
     result = {"recipe": str(recipe.path), "files": [str(f) for f in files]}
-    if not args.no_verify:
+    if check:
         result["max_relative_difference"] = verify(recipe, detector, out)
-    print(json.dumps(result, indent=2))
-    return 0
+    return result
 
 
 def verify(recipe, detector, onnx_dir: Path, tolerance: float = 1e-3) -> float:

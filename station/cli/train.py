@@ -29,6 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--roi", type=parse_roi, help="inspect only this region: x,y,width,height")
     p.add_argument("--max-images", type=int, help="use at most this many good images")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:n] (deep detectors)")
+    p.add_argument("--export-onnx", action="store_true",
+                   help="also export the network for ONNX Runtime (PatchCore, autoencoder; see station export)")
     add_param_option(p)
     p.set_defaults(func=run)
 
@@ -73,6 +75,13 @@ def run(args: argparse.Namespace) -> int:
                        "skipped": [str(p) for p, _ in problems]},
         progress=ProgressPrinter(), runtime=runtime)
     folder = save_recipe(result.recipe, args.out)
+    if args.export_onnx:
+        from station.cli.export import export_recipe
+        from station.core.recipe import load_recipe
+
+        exported = export_recipe(load_recipe(folder))
+        print(f"ONNX export: {', '.join(exported['files'])} (max relative difference to torch "
+              f"{exported['max_relative_difference']:.1e})")
     est = result.estimate
     print(json.dumps({
         "recipe": str(folder), "detector": args.detector, "threshold": round(est.threshold, 6),
