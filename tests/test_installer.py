@@ -121,7 +121,8 @@ def test_install_creates_program_launcher_and_menu_entry(fake_bundle, tmp_path):
     assert out.returncode == 0 and out.stdout.startswith("station "), out.stdout + out.stderr
     assert "done:" in proc.stdout
     # the launcher points the station at the installation's data folder
-    where = subprocess.run([str(launcher), "weights", "list"], capture_output=True, text=True, timeout=120)
+    env = {k: v for k, v in os.environ.items() if k != "STATION_HOME"}  # as on a line PC: not set
+    where = subprocess.run([str(launcher), "weights", "list"], capture_output=True, text=True, timeout=120, env=env)
     assert str(tmp_path / "data" / "weights") in where.stdout, where.stdout + where.stderr
 
 
