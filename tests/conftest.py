@@ -15,7 +15,11 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before anything can loa
 os.environ["STATION_HOME"] = tempfile.mkdtemp(prefix="station-test-home-")
 
 REPO = Path(__file__).resolve().parents[1]
-MVTEC_ROOT = Path(os.environ.get("STATION_MVTEC_ROOT", REPO.parent / "shared" / "data" / "mvtec_ad"))
+# The real data is read in place: $STATION_MVTEC_ROOT, else ../shared beside the checkout, else the
+# development machines' shared folder (a CI clone may sit elsewhere).
+_MVTEC_CANDIDATES = [REPO.parent / "shared" / "data" / "mvtec_ad", Path("/work/shared/data/mvtec_ad")]
+MVTEC_ROOT = Path(os.environ.get("STATION_MVTEC_ROOT")
+                  or next((p for p in _MVTEC_CANDIDATES if p.is_dir()), _MVTEC_CANDIDATES[0]))
 
 
 @pytest.fixture(scope="session")
