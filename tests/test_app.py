@@ -16,7 +16,7 @@ from helpers_detector import register_test_detector
 
 from station.app import settings as settings_mod
 from station.app.audit import AuditLog
-from station.app.demo import DEMO_PART, ensure_demo_recipe, find_demo_recipe
+from station.app.demo import DEMO_PART, DEMO_TRAIN, DEMO_VALIDATION, ensure_demo_recipe, find_demo_recipe
 from station.app.engineer import CredentialsError, EngineerSession, PasswordStore
 from station.app.recipes import check_part_name, list_recipes, next_version, retune_recipe
 from station.app.review import ReviewRequest, export_report, run_review
@@ -202,7 +202,8 @@ def test_demo_recipe_taught_once_and_reused(tmp_path):
     folder = ensure_demo_recipe(tmp_path / "models", "test-zscore", progress=progress.append, audit=audit)
     assert folder == tmp_path / "models" / DEMO_PART / "v0001"
     recipe = load_recipe(folder)
-    assert recipe.pixel_size_mm == 0.2 and recipe.training["n_images"] == 40 and recipe.validation["n_images"] == 20
+    assert recipe.pixel_size_mm == 0.2 and recipe.training["n_images"] == DEMO_TRAIN \
+        and recipe.validation["n_images"] == DEMO_VALIDATION
     assert {p.stage for p in progress} >= {"rendering demo parts", "fitting", "validating"}
     assert ensure_demo_recipe(tmp_path / "models", "test-zscore") == folder  # not taught again
     entries, _ = audit.entries()
