@@ -25,11 +25,13 @@ def test_patchcore_case_measures_everything():
     assert "error" not in row, row.get("traceback")
     assert row["fit_s"] > 0 and row["n_fit"] == 3 and row["weights"]["source"] == "random"
     assert row["native"]["backend"] == "torch"
-    for backend in ("native", "onnxruntime"):
+    for backend in ("native", "onnxruntime", "onnxruntime_int8"):
         m = row[backend]
         assert m["batch1"]["n"] == 3 and 0 < m["batch1"]["p50_ms"] <= m["batch1"]["p95_ms"]
         assert m["batch8_images_per_s"] > 0
     assert row["onnxruntime"]["max_relative_difference_vs_torch"] < 1e-3
+    assert row["onnxruntime_int8"]["backend"] == "onnxruntime int8"
+    assert row["onnxruntime_int8"]["correlation_vs_torch"] > 0.5  # another model, seeing the same things
     assert row["threshold"]["maps"] == 20 and row["threshold"]["estimate_p50_ms"] > 0
     assert row["peak_rss_gb"] > 0
 

@@ -126,3 +126,77 @@ def test_train_can_export_for_onnx_runtime_at_once(fitted, tmp_path, capsys):
     from station.core.inspection import detector_from_recipe, recipe_runtime
 
     assert detector_from_recipe(recipe, **recipe_runtime(recipe, device="cpu")).backend == "onnxruntime"
+
+
+# --- the int8 CPU version (quantize.py, int8_recipe.py) -------------------------------------------------
+def test_int8_model_quantizes_every_backbone_convolution(fitted, tmp_path):
+    files = fitted.export_onnx(tmp_path, int8_calibration=images(6, seed=3))
+    assert "patchcore_int8.onnx" in {f.name for f in files}
+    record = json.loads((tmp_path / "patchcore.json").read_text())["int8"]
+    convs = sum(isinstance(m, torch.nn.Conv2d) for m in fitted._network().extractor.modules())
+    assert record["quantized_convolutions"] == convs and record["calibration_images"] == 6
+    cfg, state = fitted.get_config(), fitted.get_state()
+    i8 = PatchCore.from_state(cfg, state, backend="onnxruntime", onnx_dir=tmp_path, onnx_precision="int8")
+    f32 = PatchCore.from_state(cfg, state, backend="onnxruntime", onnx_dir=tmp_path)
+    assert (i8.onnx_model, f32.onnx_model) == ("int8", "float32")
+    batch = images(3, seed=4)
+    a, b = f32.predict(batch).anomaly_maps, i8.predict(batch).anomaly_maps
+    assert b.shape == a.shape and np.isfinite(b).all()
+    assert not np.allclose(a, b)  # it is another model ...
+    assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.9  # ... that sees the same things
+    fitted.export_onnx(tmp_path)  # a plain export drops the int8 model, which no longer matches
+    assert not (tmp_path / "patchcore_int8.onnx").exists()
+    with pytest.raises(RecipeError, match="no int8 model"):
+        PatchCore.from_state(cfg, state, backend="onnxruntime", onnx_dir=tmp_path, onnx_precision="int8")
+
+
+def _taught_part(fitted, tmp_path) -> tuple:
+    from helpers_data import make_mvtec_category
+
+    data = make_mvtec_category(tmp_path / "d", n_train=9, n_good_test=1, n_defect=1, size=64)
+    sha = fitted.weights_info["sha256"][:16]
+    assert main(["train", "--data", str(data), "--detector", "patchcore", "--out", str(tmp_path / "m"),
+                 "--validation-fraction", "0.34", "--device", "cpu", "-p", "backbone=resnet18",
+                 "-p", f"weights=custom:{sha}", "-p", "input_size=64", "-p", "coreset_ratio=0.2"]) == 0
+    return data, tmp_path / "m"
+
+
+def test_station_export_int8_saves_a_cpu_version_with_its_own_threshold(fitted, tmp_path, capsys):
+    from station.core.inspection import Inspector, detector_from_recipe, recipe_runtime
+    from station.core.teach import validation_estimator
+
+    data, part = _taught_part(fitted, tmp_path)
+    capsys.readouterr()
+    assert main(["export", str(part), "--int8", "--calibration-images", "4"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    v1, v2 = load_recipe(part / "v0001"), load_recipe(part)
+    assert v2.version == 2 and out["recipe"] == str(v2.path)
+    assert v2.detector_config["onnx_precision"] == "int8" and v1.detector_config["onnx_precision"] == "float32"
+    assert out["validation_images"] == v1.validation["n_images"] == 3 and out["calibration_images"] == 4
+    assert out["max_relative_difference_float32"] < 1e-3
+    # the int8 threshold is the paper's estimate on the int8 model's own validation maps
+    assert v2.threshold == pytest.approx(validation_estimator(v2).estimate(v2.min_defect_area_px).threshold)
+    assert v2.threshold != v1.threshold
+    assert not (v1.path / "onnx").exists()  # the float32 version is untouched
+    det = detector_from_recipe(v2, **recipe_runtime(v2, device="cpu"))
+    assert (det.backend, det.onnx_model) == ("onnxruntime", "int8")
+    result = Inspector(v2, det).inspect(images(1, seed=6)[0])
+    assert result.verdict in ("OK", "NG")
+    with pytest.raises(RecipeError, match="int8"):  # torch would give other maps than the threshold's
+        detector_from_recipe(v2, device="cpu", backend="torch")
+    capsys.readouterr()
+    assert main(["export", str(part)]) != 0  # a plain export would drop its int8 model
+    assert "is an int8 version" in capsys.readouterr().err
+
+
+def test_int8_asks_for_good_images_when_the_teaching_folder_is_gone(fitted, tmp_path, capsys):
+    import shutil
+
+    data, part = _taught_part(fitted, tmp_path)
+    moved = shutil.move(str(data), str(tmp_path / "elsewhere"))
+    capsys.readouterr()
+    assert main(["export", str(part), "--int8"]) != 0
+    assert "--calibration-data" in capsys.readouterr().err
+    assert [p.name for p in part.iterdir() if not p.name.startswith(".")] == ["v0001"]  # nothing half-made
+    assert main(["export", str(part), "--int8", "--calibration-data", str(moved)]) == 0
+    assert load_recipe(part).detector_config["onnx_precision"] == "int8"

@@ -27,7 +27,7 @@ def results_table(report: dict[str, Any]) -> str:
             notes.append(f"{kind} on {device}: {'skipped' if 'skipped' in r else 'FAILED'}: {reason}")
             continue
         thresh = (r.get("threshold") or {}).get("estimate_p50_ms")
-        for key in ("native", "onnxruntime"):
+        for key in ("native", "onnxruntime", "onnxruntime_int8"):
             m = r.get(key)
             if not m:
                 continue
@@ -43,6 +43,11 @@ def results_table(report: dict[str, Any]) -> str:
         if r.get("onnxruntime"):
             notes.append(f"{kind} on {device}: ONNX Runtime vs torch max relative map difference "
                          f"{r['onnxruntime']['max_relative_difference_vs_torch']:.1e}")
+        if r.get("onnxruntime_int8"):
+            m = r["onnxruntime_int8"]
+            notes.append(f"{kind} on {device}: int8 model vs torch: mean relative map difference "
+                         f"{m['mean_relative_difference_vs_torch']:.1%}, correlation {m['correlation_vs_torch']:.3f} "
+                         f"(an int8 recipe version has its own threshold: station export --int8)")
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(head))]
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))

@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 THRESHOLD_MAPS = 20
 THRESHOLD_SIDE = 256
 THRESHOLD_AREAS = (25.0, 50.0, 100.0, 200.0, 400.0, 800.0)
+INT8_CALIBRATION = 32  # fit images the bench's int8 model is calibrated on
 
 
 @dataclass
@@ -130,6 +131,10 @@ def run_case(kind: str, device: str, config: BenchConfig) -> dict[str, Any]:
         row["threshold"] = _threshold(detector, data.test)
         if config.onnx and callable(getattr(cls, "export_onnx", None)):
             row["onnxruntime"] = _onnx(cls, detector, data.test, device, config)
+            if device == "cpu" and "int8_calibration" in inspect.signature(cls.export_onnx).parameters:
+                # calibrated on fit images (as `station export --int8` does on the part's good ones)
+                row["onnxruntime_int8"] = _onnx(cls, detector, data.test, device, config,
+                                                int8_calibration=data.train[:INT8_CALIBRATION])
         row["peak_rss_gb"] = gb(peak_rss_bytes())
         if device.startswith("cuda"):
             import torch
@@ -168,18 +173,29 @@ def _inference(detector: Any, images: list[np.ndarray], device: str, config: Ben
     return out
 
 
-def _onnx(cls: Any, detector: Any, images: list[np.ndarray], device: str, config: BenchConfig) -> dict[str, Any]:
+def _onnx(cls: Any, detector: Any, images: list[np.ndarray], device: str, config: BenchConfig,
+          int8_calibration: list[np.ndarray] | None = None) -> dict[str, Any]:
+    """ONNX Runtime latency and throughput, and how far its maps are from torch's; with
+    ``int8_calibration`` those of the int8-backbone model (a different model: its maps are compared
+    with torch's by their mean relative difference and their correlation instead)."""
     with tempfile.TemporaryDirectory(prefix="station-bench-onnx-") as tmp:
         t0 = time.perf_counter()
-        detector.export_onnx(Path(tmp))
+        extra = {} if int8_calibration is None else {"int8_calibration": int8_calibration}
+        detector.export_onnx(Path(tmp), **extra)
         export_s = time.perf_counter() - t0
         runner = cls.from_state(detector.get_config(), detector.get_state(), device=device,
-                                backend="onnxruntime", onnx_dir=Path(tmp))
-        a = detector.predict(images[:2]).anomaly_maps
-        b = runner.predict(images[:2]).anomaly_maps
-        rel = float(np.abs(np.asarray(a) - np.asarray(b)).max() / max(float(np.abs(np.asarray(a)).max()), 1e-12))
+                                backend="onnxruntime", onnx_dir=Path(tmp),
+                                **({} if int8_calibration is None else {"onnx_precision": "int8"}))
+        a = np.asarray(detector.predict(images[:2]).anomaly_maps, np.float64)
+        b = np.asarray(runner.predict(images[:2]).anomaly_maps, np.float64)
         out = _inference(runner, images, device, config)
-        out.update({"export_s": round(export_s, 2), "max_relative_difference_vs_torch": rel})
+        out["export_s"] = round(export_s, 2)
+        if int8_calibration is None:
+            out["max_relative_difference_vs_torch"] = float(np.abs(a - b).max() / max(float(np.abs(a).max()), 1e-12))
+        else:
+            out.update({"backend": "onnxruntime int8", "mean_relative_difference_vs_torch":
+                        float(np.abs(a - b).mean() / max(float(np.abs(a).mean()), 1e-12)),
+                        "correlation_vs_torch": float(np.corrcoef(a.ravel(), b.ravel())[0, 1])})
         return out
 
 

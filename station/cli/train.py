@@ -72,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
         detector_kind=args.detector, detector_params=params, min_defect_area_px=args.min_area,
         preprocessing=pre, pixel_size_mm=args.pixel_size,
         training_info={"data": str(dataset.root), "validation_seed": args.seed,
+                       "validation_fraction": args.validation_fraction, "max_images": args.max_images,
                        "skipped": [str(p) for p, _ in problems]},
         progress=ProgressPrinter(), runtime=runtime)
     folder = save_recipe(result.recipe, args.out)

@@ -141,14 +141,18 @@ def versions(part_dir: str | Path) -> list[tuple[int, Path]]:
     return sorted(out)
 
 
-def save_recipe(recipe: Recipe, part_dir: str | Path) -> Path:
-    """Save ``recipe`` as the next version under ``part_dir`` atomically; returns the version folder."""
+def save_recipe(recipe: Recipe, part_dir: str | Path, attach: dict[str, Path] | None = None) -> Path:
+    """Save ``recipe`` as the next version under ``part_dir`` atomically; returns the version folder.
+    ``attach``: folders moved into the version folder under the given names before it appears (e.g.
+    the ONNX export an int8 version cannot inspect without), on the same file system as ``part_dir``."""
     from safetensors.numpy import save_file
 
     part = Path(part_dir)
     part.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".saving-", dir=part))
     try:
+        for name, folder in (attach or {}).items():
+            shutil.move(str(folder), str(tmp / name))
         tensors = {k: np.ascontiguousarray(v) for k, v in recipe.state.items()}
         save_file(tensors, str(tmp / TENSORS_FILE))
         existing = versions(part)

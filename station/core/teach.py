@@ -99,7 +99,7 @@ def teach(
     # The threshold is estimated on the validation maps reduced to VALIDATION_MAP_SIDE (areas scaled
     # back to original pixels): the same maps the recipe stores, so a later re-tune from the recipe
     # gives exactly the threshold teaching would have given, and the slider stays fast.
-    small = [_reduce(m, VALIDATION_MAP_SIDE) for m in maps]
+    small = [reduce_validation_map(m, VALIDATION_MAP_SIDE) for m in maps]
     estimator = ThresholdEstimator(small, image_shapes=[m.shape for m in maps])
     estimate = estimator.estimate(min_defect_area_px)
 
@@ -129,7 +129,7 @@ def teach(
     return TeachResult(recipe, detector, estimator, estimate, maps)
 
 
-def _reduce(m: np.ndarray, side: int) -> np.ndarray:
+def reduce_validation_map(m: np.ndarray, side: int) -> np.ndarray:
     if max(m.shape) <= side:
         return np.ascontiguousarray(m, dtype=np.float32)
     f = side / max(m.shape)

@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 BACKENDS = ("torch", "onnxruntime", "auto")
 PRECISIONS = ("float32", "float16", "bfloat16")
+ONNX_PRECISIONS = ("float32", "int8")
 # Patch features above this size go to a temporary file instead of RAM while the coreset is chosen.
 RAM_BUDGET_BYTES = 4 << 30
 
@@ -80,6 +81,10 @@ class PatchCore:
         ``"onnxruntime"`` (needs ``onnx_dir`` from :meth:`export_onnx`) or ``"auto"`` (ONNX Runtime on
         the CPU when ``onnx_dir`` holds a current export -- the faster CPU path -- else torch);
         intra-op threads for ONNX Runtime (default: torch's).
+    onnx_precision
+        ``"float32"`` or ``"int8"``: a recipe version made by ``station export --int8``
+        (``int8_recipe.py``) inspects with the export's int8-backbone model -- on the CPU through
+        ONNX Runtime only, since its threshold was estimated on the int8 model's own maps.
     allow_download
         Download torchvision's weights when they are not in the store (else a ``WeightsError``).
     """
@@ -107,6 +112,7 @@ class PatchCore:
         onnx_dir: str | Path | None = None,
         threads: int | None = None,
         allow_download: bool = True,
+        onnx_precision: str = "float32",
     ) -> None:
         if backbone not in BACKBONES:
             raise ValueError(f"unknown backbone {backbone!r}; use one of {', '.join(BACKBONES)}")
@@ -122,6 +128,8 @@ class PatchCore:
             raise ValueError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
+        if onnx_precision not in ONNX_PRECISIONS:
+            raise ValueError(f"unknown onnx_precision {onnx_precision!r}; use one of {', '.join(ONNX_PRECISIONS)}")
         self.backbone = backbone
         self.weights = str(weights)
         self.layout = layout
@@ -139,10 +147,12 @@ class PatchCore:
         self.onnx_dir = Path(onnx_dir) if onnx_dir is not None else None
         self.threads = threads
         self.allow_download = bool(allow_download)
+        self.onnx_precision = onnx_precision
         self.device = pick_device(device)
         self.weights_info: dict[str, Any] | None = None
         self._net: PatchCoreNet | None = None
         self._onnx = None  # OnnxRunner when backend == "onnxruntime"
+        self.onnx_model: str | None = None  # "float32" or "int8": the ONNX model that runs, if any
         self._state: dict[str, np.ndarray] = {}
 
     # --- construction of the network ------------------------------------------------------------------
@@ -281,6 +291,7 @@ class PatchCore:
             "coreset_ratio": self.coreset_ratio, "coreset_dim": self.coreset_dim,
             "num_neighbors": self.num_neighbors, "sigma": self.sigma, "seed": self.seed,
             "batch_size": self.batch_size, "precision": self.precision,
+            "onnx_precision": self.onnx_precision,
         }
 
     def get_state(self) -> dict[str, np.ndarray]:
@@ -298,6 +309,7 @@ class PatchCore:
         onnx_dir: str | Path | None = None,
         threads: int | None = None,
         allow_download: bool = True,
+        onnx_precision: str | None = None,
     ) -> PatchCore:
         """Rebuild a fitted PatchCore from a recipe, with exactly the weights it was taught with.
 
@@ -307,11 +319,23 @@ class PatchCore:
             If those weights are not present or differ.
         RecipeError
             If the memory bank is missing, or ``backend="onnxruntime"`` and the ONNX export is
-            missing or was made from another recipe version.
+            missing, was made from another recipe version, or holds no int8 model although
+            the recipe (or ``onnx_precision``, a tooling override) asks for one.
         """
         from station.core.recipe import RecipeError
 
         params = {k: v for k, v in config.items() if k not in ("weights_info",)}
+        onnx_precision = onnx_precision or params.pop("onnx_precision", "float32")
+        params.pop("onnx_precision", None)
+        if onnx_precision == "int8":  # the threshold belongs to the int8 model's maps: only it may run
+            if backend == "torch":
+                raise RecipeError("this recipe version inspects with its int8 ONNX model (station export --int8); "
+                                  "the torch backend would give other maps -- use backend 'onnxruntime' or "
+                                  "the float32 version it was made from")
+            if device not in ("auto", "cpu"):
+                log.warning("int8 recipe version: inspecting on the CPU, not %s (the int8 model is a CPU model)",
+                            device)
+            device, backend = "cpu", "onnxruntime"
         info = config.get("weights_info")
         if not isinstance(info, dict):
             raise RecipeError("the PatchCore recipe does not record its backbone weights; teach it again")
@@ -319,7 +343,7 @@ class PatchCore:
             raise RecipeError("the PatchCore recipe holds no memory bank; teach it again")
         try:
             det = cls(**params, device=device, backend=backend, onnx_dir=onnx_dir, threads=threads,
-                      allow_download=allow_download)
+                      allow_download=allow_download, onnx_precision=onnx_precision)
         except TypeError as exc:
             raise RecipeError(f"the PatchCore recipe has unknown parameters ({exc}); update the station") from exc
         det.weights_info = dict(info)
@@ -347,14 +371,21 @@ class PatchCore:
                 "network_size": list(self.geometry.network_size), "layout": self.layout,
                 "embedding_dim": self.embedding_dim, "sigma": self.sigma, "num_neighbors": self.num_neighbors}
 
-    def export_onnx(self, directory: Path) -> list[Path]:
-        """Write the fitted network as ONNX (``patchcore.onnx`` + ``patchcore.json``) into ``directory``."""
+    def export_onnx(self, directory: Path, int8_calibration: Sequence[np.ndarray] | None = None) -> list[Path]:
+        """Write the fitted network as ONNX (``patchcore.onnx`` + ``patchcore.json``) into ``directory``.
+
+        With ``int8_calibration`` -- good images of the part, as given to :meth:`predict` (a few dozen
+        suffice, see ``quantize.calibration_sample``) -- also ``patchcore_int8.onnx``: the backbone
+        statically quantized to int8, with its activation ranges measured on those images."""
         from station.detectors.patchcore.onnx_backend import export_network
 
         net = self._network()
         if net.scorer is None:
             raise RuntimeError("PatchCore is not fitted; nothing to export")
-        return export_network(net, self.geometry.network_size, Path(directory), self._manifest())
+        prepared = None
+        if int8_calibration is not None:
+            prepared = [self.geometry.prepare(im) for im in int8_calibration]
+        return export_network(net, self.geometry.network_size, Path(directory), self._manifest(), prepared)
 
     def _export_is_current(self) -> bool:
         from station.detectors.patchcore.onnx_backend import ONNX_FILE, read_manifest
@@ -378,7 +409,16 @@ class PatchCore:
         if stale:
             raise error(f"the ONNX export in {self.onnx_dir} was made from another recipe version "
                         f"({', '.join(stale)} differ); run `station export <recipe>` again")
-        self._onnx = OnnxRunner(path, self.device.device, self.threads)
+        int8 = manifest.get("int8") if isinstance(manifest.get("int8"), dict) else None
+        int8_path = self.onnx_dir / str((int8 or {}).get("file", ""))
+        has_int8 = int8 is not None and int8_path.is_file()
+        use_int8 = self.onnx_precision == "int8"
+        if use_int8 and not has_int8:
+            raise error(f"the ONNX export in {self.onnx_dir} holds no int8 model; make the int8 version "
+                        f"again from the float32 one with `station export --int8 <recipe>`")
+        log.info("PatchCore ONNX model: %s", "int8 backbone" if use_int8 else "float32")
+        self._onnx = OnnxRunner(int8_path if use_int8 else path, self.device.device, self.threads)
+        self.onnx_model = "int8" if use_int8 else "float32"
 
 
 class _PatchStore:

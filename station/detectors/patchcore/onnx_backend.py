@@ -3,7 +3,9 @@
 One file, ``patchcore.onnx``, holds the whole inference graph (normalisation, backbone, patch
 features, the memory bank, nearest-neighbour search, image score, upsampling and smoothing) with a
 dynamic batch axis; ``patchcore.json`` beside it says which recipe state it was exported from, so a
-stale export is refused instead of silently scoring with an old memory bank.
+stale export is refused instead of silently scoring with an old memory bank. On request the export
+also holds ``patchcore_int8.onnx``, the same graph with an int8 backbone for CPUs (``quantize.py``),
+listed in the same manifest.
 
 The exporter is torch's TorchScript-based one (``dynamo=False``): on torch 2.11 to 2.14 it exports
 this graph identically and quickly, needs no extra packages at run time, and gives a graph ONNX
@@ -17,6 +19,7 @@ import json
 import logging
 import os
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +36,14 @@ OPSET = 17
 
 
 def export_network(net: torch.nn.Module, input_hw: tuple[int, int], directory: Path,
-                   manifest: dict[str, Any]) -> list[Path]:
-    """Write ``patchcore.onnx`` and ``patchcore.json`` into ``directory``; returns both paths."""
+                   manifest: dict[str, Any], int8_calibration: Sequence[np.ndarray] | None = None) -> list[Path]:
+    """Write ``patchcore.onnx`` and ``patchcore.json`` into ``directory``; returns the paths written.
+
+    With ``int8_calibration`` (prepared network inputs, ``uint8`` ``(H, W, 3)``: the part's good
+    images) also ``patchcore_int8.onnx``, the graph with an int8 backbone; without it an older int8
+    model in ``directory`` is removed, since it would no longer match."""
+    from station.detectors.patchcore.quantize import INT8_FILE, quantize_backbone
+
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     model = copy.deepcopy(net).to("cpu").float().eval()
@@ -65,11 +74,23 @@ def export_network(net: torch.nn.Module, input_hw: tuple[int, int], directory: P
     os.replace(tmp, path)
     meta = {**manifest, "file": ONNX_FILE, "exporter": exporter, "torch": torch.__version__,
             "input": {"name": "images", "dtype": "uint8", "shape": ["batch", *input_hw, 3]}}
+    int8_path = directory / INT8_FILE
+    int8_path.unlink(missing_ok=True)  # made from an older graph; replaced below if asked for
+    mpath = _write_manifest(directory, meta)
+    if int8_calibration is None:
+        return [path, mpath]
+    convs = sum(1 for m in net.extractor.modules() if isinstance(m, torch.nn.Conv2d))
+    meta["int8"] = quantize_backbone(path, int8_path, int8_calibration, convs)
+    _write_manifest(directory, meta)  # the int8 model is used only once the manifest lists it
+    return [path, int8_path, mpath]
+
+
+def _write_manifest(directory: Path, meta: dict[str, Any]) -> Path:
     mpath = directory / MANIFEST_FILE
     mtmp = directory / f".{MANIFEST_FILE}.tmp"
     mtmp.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     os.replace(mtmp, mpath)
-    return [path, mpath]
+    return mpath
 
 
 def read_manifest(directory: Path) -> dict[str, Any] | None:
