@@ -187,6 +187,11 @@ def test_station_export_int8_saves_a_cpu_version_with_its_own_threshold(fitted, 
     capsys.readouterr()
     assert main(["export", str(part)]) != 0  # a plain export would drop its int8 model
     assert "is an int8 version" in capsys.readouterr().err
+    # re-tuning the area keeps the int8 model with the new version (its maps are the stored ones)
+    assert main(["retune", str(part), "--min-area", str(v2.min_defect_area_px * 2)]) == 0
+    v3 = load_recipe(part)
+    assert v3.version == 3 and (v3.path / "onnx" / "patchcore_int8.onnx").is_file()
+    assert detector_from_recipe(v3, **recipe_runtime(v3, device="cpu")).onnx_model == "int8"
 
 
 def test_int8_asks_for_good_images_when_the_teaching_folder_is_gone(fitted, tmp_path, capsys):

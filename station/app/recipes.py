@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from station.app.audit import AuditLog
-from station.core.recipe import Recipe, save_recipe, versions
+from station.core.recipe import Recipe, exports_of, save_recipe, versions
 from station.core.teach import validation_estimator
 
 _PART_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -77,7 +77,7 @@ def retune_recipe(recipe: Recipe, min_defect_area_px: float, audit: AuditLog | N
     note = (f"retuned from v{recipe.version}: threshold {recipe.threshold:.6g} -> {est.threshold:.6g}, "
             f"min area {recipe.min_defect_area_px:g} -> {min_defect_area_px:g} px")
     new.notes = (recipe.notes + "\n" if recipe.notes else "") + note
-    save_recipe(new, recipe.path.parent)
+    save_recipe(new, recipe.path.parent, copies=exports_of(recipe))
     if audit is not None:
         record_tuning(audit, new.label, recipe.threshold, new.threshold, recipe.min_defect_area_px,
                       new.min_defect_area_px, role=role, note=f"from {recipe.label}")

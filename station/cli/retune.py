@@ -16,10 +16,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from station.core.recipe import load_recipe, save_recipe
+    from station.core.recipe import exports_of, load_recipe, save_recipe
     from station.core.teach import validation_estimator
 
     recipe = load_recipe(args.recipe)
+    exports = exports_of(recipe)  # before the save below moves recipe.path on
     est = validation_estimator(recipe).estimate(args.min_area)
     print(f"{recipe.label}: minimum area {recipe.min_defect_area_px:g} -> {args.min_area:g} px, "
           f"threshold {recipe.threshold:.6g} -> {est.threshold:.6g}")
@@ -31,6 +32,6 @@ def run(args: argparse.Namespace) -> int:
     recipe.notes = (recipe.notes + "\n" if recipe.notes else "") + \
         f"retuned from v{recipe.version}: threshold {old[0]:.6g} -> {est.threshold:.6g}, " \
         f"min area {old[1]:g} -> {args.min_area:g} px"
-    folder = save_recipe(recipe, recipe.path.parent)
+    folder = save_recipe(recipe, recipe.path.parent, copies=exports)
     print(f"saved {folder}")
     return 0

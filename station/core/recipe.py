@@ -141,10 +141,12 @@ def versions(part_dir: str | Path) -> list[tuple[int, Path]]:
     return sorted(out)
 
 
-def save_recipe(recipe: Recipe, part_dir: str | Path, attach: dict[str, Path] | None = None) -> Path:
+def save_recipe(recipe: Recipe, part_dir: str | Path, attach: dict[str, Path] | None = None,
+                copies: dict[str, Path] | None = None) -> Path:
     """Save ``recipe`` as the next version under ``part_dir`` atomically; returns the version folder.
     ``attach``: folders moved into the version folder under the given names before it appears (e.g.
-    the ONNX export an int8 version cannot inspect without), on the same file system as ``part_dir``."""
+    the ONNX export an int8 version cannot inspect without), on the same file system as ``part_dir``;
+    ``copies``: folders copied in the same way (see :func:`exports_of`)."""
     from safetensors.numpy import save_file
 
     part = Path(part_dir)
@@ -153,6 +155,8 @@ def save_recipe(recipe: Recipe, part_dir: str | Path, attach: dict[str, Path] | 
     try:
         for name, folder in (attach or {}).items():
             shutil.move(str(folder), str(tmp / name))
+        for name, folder in (copies or {}).items():
+            shutil.copytree(folder, tmp / name)
         tensors = {k: np.ascontiguousarray(v) for k, v in recipe.state.items()}
         save_file(tensors, str(tmp / TENSORS_FILE))
         existing = versions(part)
@@ -187,6 +191,14 @@ def save_recipe(recipe: Recipe, part_dir: str | Path, attach: dict[str, Path] | 
     recipe.version = number
     recipe.path = target
     return target
+
+
+def exports_of(recipe: Recipe) -> dict[str, Path]:
+    """The exports saved beside ``recipe``'s version (its ``onnx`` folder), for ``save_recipe(copies=...)``
+    of a version with the same detector state (e.g. re-tuned): they stay valid for it, and an int8
+    version cannot inspect without its own."""
+    folder = recipe.path / "onnx" if recipe.path is not None else None
+    return {"onnx": folder} if folder is not None and folder.is_dir() else {}
 
 
 def _json_default(o: Any) -> Any:
