@@ -203,11 +203,8 @@ def parse_time(text: str, now: float | None = None) -> float:
     return dt.timestamp()  # naive -> local time
 
 
-def query(path: str | Path, since: float | None = None, until: float | None = None,
-          verdict: str | None = None, source: str | None = None, limit: int | None = None,
-          newest_first: bool = False) -> Iterator[dict[str, Any]]:
-    """Rows of a results database as dicts (``regions`` decoded), read-only and streamed."""
-    conn = _open_for_reading(path)
+def _time_window(since: float | None, until: float | None) -> tuple[list[str], list[float]]:
+    """SQL conditions and arguments for ``since <= time < until`` (either end open)."""
     where, args = [], []
     if since is not None:
         where.append("time >= ?")
@@ -215,6 +212,15 @@ def query(path: str | Path, since: float | None = None, until: float | None = No
     if until is not None:
         where.append("time < ?")
         args.append(until)
+    return where, args
+
+
+def query(path: str | Path, since: float | None = None, until: float | None = None,
+          verdict: str | None = None, source: str | None = None, limit: int | None = None,
+          newest_first: bool = False) -> Iterator[dict[str, Any]]:
+    """Rows of a results database as dicts (``regions`` decoded), read-only and streamed."""
+    conn = _open_for_reading(path)
+    where, args = _time_window(since, until)
     if verdict:
         where.append("verdict = ?")
         args.append(verdict.upper())
@@ -255,13 +261,7 @@ def summary(path: str | Path, since: float | None = None, until: float | None = 
     """Counts per verdict, first and last time, per recipe."""
     conn = _open_for_reading(path)
     try:
-        where, args = [], []
-        if since is not None:
-            where.append("time >= ?")
-            args.append(since)
-        if until is not None:
-            where.append("time < ?")
-            args.append(until)
+        where, args = _time_window(since, until)
         clause = (" WHERE " + " AND ".join(where)) if where else ""
         counts = dict(conn.execute(f"SELECT verdict, COUNT(*) FROM inspections{clause} GROUP BY verdict", args)
                       .fetchall())
