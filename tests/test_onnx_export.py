@@ -205,3 +205,18 @@ def test_int8_asks_for_good_images_when_the_teaching_folder_is_gone(fitted, tmp_
     assert [p.name for p in part.iterdir() if not p.name.startswith(".")] == ["v0001"]  # nothing half-made
     assert main(["export", str(part), "--int8", "--calibration-data", str(moved)]) == 0
     assert load_recipe(part).detector_config["onnx_precision"] == "int8"
+
+
+def test_a_graph_the_quantizer_cannot_handle_is_one_clear_error(fitted, tmp_path, capsys, monkeypatch):
+    from station.detectors.patchcore import quantize
+
+    _, part = _taught_part(fitted, tmp_path)
+
+    def unusable(*args, **kwargs):
+        raise quantize.QuantizationError("found 3 of the backbone's 20 convolutions")
+
+    monkeypatch.setattr(quantize, "quantize_backbone", unusable)
+    capsys.readouterr()
+    assert main(["export", str(part), "--int8"]) != 0
+    assert "no int8 model could be made" in capsys.readouterr().err
+    assert [p.name for p in part.iterdir()] == ["v0001"]  # no version, no temporary folder left

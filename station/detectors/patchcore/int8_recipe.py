@@ -58,7 +58,7 @@ def make_int8_version(recipe: Recipe, calibration: Sequence[np.ndarray], validat
     if not calibration or not validation:
         raise RecipeError("an int8 version needs good images to calibrate on and held-out good images to "
                           "estimate its threshold on")
-    from station.detectors.patchcore.quantize import map_agreement
+    from station.detectors.patchcore.quantize import QuantizationError, map_agreement
 
     pre = recipe.preprocessing
     cal = [preprocess(im, pre) for im in calibration]
@@ -67,7 +67,11 @@ def make_int8_version(recipe: Recipe, calibration: Sequence[np.ndarray], validat
     work = Path(tempfile.mkdtemp(prefix=".int8-", dir=recipe.path.parent))
     try:
         onnx_dir = work / ONNX_SUBDIR
-        torch_detector.export_onnx(onnx_dir, int8_calibration=cal)
+        try:
+            torch_detector.export_onnx(onnx_dir, int8_calibration=cal)
+        except QuantizationError as exc:
+            raise RecipeError(f"{recipe.label}: no int8 model could be made ({exc}); inspect with the float32 "
+                              f"version") from exc
         checkpoint(cancel)
         int8_config = {**recipe.detector_config, "onnx_precision": "int8"}
         runtime = {"device": "cpu", "backend": "onnxruntime", "onnx_dir": onnx_dir}
