@@ -479,12 +479,12 @@ def _check_onnxruntime() -> tuple[str, dict[str, Any]]:
 def _check_recipe(path: Path, device: str) -> tuple[str, dict[str, Any]]:
     import numpy as np
 
-    from station.core.inspection import Inspector, runtime_options
+    from station.core.inspection import Inspector, recipe_runtime
     from station.core.recipe import load_recipe
 
     recipe = load_recipe(path)
-    # never download here: the check is whether this PC has what the recipe needs
-    runtime = runtime_options(recipe.detector_kind, device=device, allow_download=False)
+    # never download here: the check is whether this PC has what the recipe needs (and its export, if any)
+    runtime = recipe_runtime(recipe, device=device, allow_download=False)
     inspector = Inspector(recipe, **runtime)  # PatchCore: finds its weights by SHA-256 or fails saying how
     h, w = (int(v) for v in recipe.validation.get("image_shape") or (256, 256))
     roi = recipe.preprocessing.get("roi")

@@ -278,6 +278,8 @@ class LiveSession:
             else:
                 self.device_name = "CPU"
             inspector = _TunableInspector(self, recipe, **runtime)
+            if getattr(inspector.detector, "onnx_model", None) == "int8":  # int8 versions run on the CPU
+                self.device_name = "CPU (int8)"
         self._inspector = inspector
         return inspector
 
