@@ -163,6 +163,23 @@ def test_engineer_session_auto_locks():
     assert not session.unlock("wrong-word") and session.unlock("pass-word")
 
 
+def test_password_change_needs_an_unlocked_session_and_the_current_password(tmp_path):
+    session = EngineerSession(PasswordStore(tmp_path / "e.json"))
+    session.set_first_password("pass-word")
+    session.lock()
+    with pytest.raises(CredentialsError, match="unlock"):  # someone at a locked station
+        session.change_password("pass-word", "new-word")
+    assert session.unlock("pass-word")
+    with pytest.raises(CredentialsError, match="same"):
+        session.change_password("pass-word", "pass-word")
+    with pytest.raises(CredentialsError, match="wrong"):  # someone at an unlocked station
+        session.change_password("guess-word", "new-word")
+    with pytest.raises(CredentialsError, match="at least"):
+        session.change_password("pass-word", "short")
+    session.change_password("pass-word", "new-word")
+    assert session.store.verify("new-word") and not session.store.verify("pass-word")
+
+
 # --- audit log ------------------------------------------------------------------------------------
 def test_audit_log_appends_and_survives_a_cut_line(tmp_path):
     log = AuditLog(tmp_path / "audit.jsonl", user="alice")

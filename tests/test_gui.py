@@ -120,6 +120,25 @@ def test_operator_cannot_change_source_or_recipe_until_unlocked(qtbot, ctx, wind
     assert "first-password" not in ctx.paths.credentials.read_text()
 
 
+def test_engineer_changes_the_password_from_the_window(qtbot, ctx, window_factory):
+    from station.app.engineer import CredentialsError
+
+    w = window_factory(ctx, auto_start=False)
+    assert not w.password_button.isVisibleTo(w)  # operators do not see it
+    assert w.gate.unlock_with("first-password")
+    assert w.password_button.isVisibleTo(w)
+    with pytest.raises(CredentialsError, match="current password is wrong"):
+        w.gate.change_password("not-the-password", "second-password")
+    w.gate.change_password("first-password", "second-password")
+    w.gate.lock()
+    assert not w.password_button.isVisibleTo(w)
+    assert not w.gate.unlock_with("first-password") and w.gate.unlock_with("second-password")
+    entries = [e for e in ctx.audit.entries()[0] if e.action.startswith("engineer.password_change")]
+    assert [e.action for e in entries] == ["engineer.password_change_failed", "engineer.password_changed"]
+    assert "password" not in json.dumps([e.note for e in entries]).replace("current password is wrong", "")
+    assert "second-password" not in ctx.paths.credentials.read_text() + ctx.paths.audit_log.read_text()
+
+
 def test_engineer_switches_the_recipe_while_inspecting(qtbot, ctx, window_factory):
     from station.app.recipes import retune_recipe
     from station.core.recipe import load_recipe

@@ -130,6 +130,16 @@ class EngineerSession:
         self._unlocked = True
         self._last_activity = self._clock()
 
+    def change_password(self, old: str, new: str) -> None:
+        """Change the password while unlocked; ``old`` must still be given (someone who finds an
+        unlocked station cannot lock the engineers out). Raises :class:`CredentialsError`."""
+        if not self._unlocked:
+            raise CredentialsError("unlock engineer mode before changing its password")
+        if new == old:
+            raise CredentialsError("the new password is the same as the current one")
+        self.store.set_password(new, old=old)
+        self._last_activity = self._clock()
+
     def lock(self) -> None:
         self._unlocked = False
 

@@ -55,6 +55,34 @@ class PasswordDialog(QDialog):
         super().accept()
 
 
+class ChangePasswordDialog(QDialog):
+    """The current password and the new one twice."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Change the engineer password")
+        self.current, self.new, self.repeat = (QLineEdit() for _ in range(3))
+        form = QFormLayout(self)
+        note = QLabel(f"The new password needs at least {MIN_PASSWORD_LENGTH} characters; it is stored only as "
+                      f"a salted hash. The change is written to the audit log.")
+        note.setWordWrap(True)
+        form.addRow(note)
+        for label, edit in (("Current password", self.current), ("New password", self.new),
+                            ("Repeat new password", self.repeat)):
+            edit.setEchoMode(QLineEdit.EchoMode.Password)
+            form.addRow(label, edit)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        form.addRow(buttons)
+
+    def accept(self) -> None:
+        if self.new.text() != self.repeat.text():
+            QMessageBox.warning(self, "Engineer password", "The two new passwords differ.")
+            return
+        super().accept()
+
+
 class EngineerGate(QObject):
     """``changed(bool unlocked)``. Locks itself after the configured time without keyboard or mouse use."""
 
@@ -115,6 +143,15 @@ class EngineerGate(QObject):
             self.ctx.audit.record("engineer.lock", "engineer mode", "unlocked", "locked", role="engineer")
         self.changed.emit(False)
 
+    def change_password(self, old: str, new: str) -> None:
+        """Raises :class:`CredentialsError` (wrong current password, too short, ...); audited."""
+        try:
+            self.ctx.engineer.change_password(old, new)
+        except CredentialsError as exc:  # the reason only: never a password
+            self.ctx.audit.record("engineer.password_change_failed", "engineer mode", role="engineer", note=str(exc))
+            raise
+        self.ctx.audit.record("engineer.password_changed", "engineer mode", None, "changed", role="engineer")
+
     # --- interactive ------------------------------------------------------------------------------
     def request_unlock(self, parent: QWidget | None = None) -> bool:
         try:
@@ -133,3 +170,15 @@ class EngineerGate(QObject):
         if not ok:
             QMessageBox.warning(parent, "Engineer mode", "Wrong password.")
         return ok
+
+    def request_password_change(self, parent: QWidget | None = None) -> bool:
+        dialog = ChangePasswordDialog(parent)
+        if dialog.exec() != QDialog.DialogCode.Accepted:
+            return False
+        try:
+            self.change_password(dialog.current.text(), dialog.new.text())
+        except CredentialsError as exc:
+            QMessageBox.warning(parent, "Engineer password", f"The password was not changed: {exc}.")
+            return False
+        QMessageBox.information(parent, "Engineer password", "The engineer password was changed.")
+        return True

@@ -14,6 +14,7 @@ from pathlib import Path
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
+    QHBoxLayout,
     QLabel,
     QMainWindow,
     QPushButton,
@@ -95,7 +96,14 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.review_stack, "Review")
         self.engineer_button = QPushButton()
         self.engineer_button.clicked.connect(self._engineer_clicked)
-        self.tabs.setCornerWidget(self.engineer_button, Qt.Corner.TopRightCorner)
+        self.password_button = QPushButton("Change password…")  # shown only while engineer mode is on
+        self.password_button.clicked.connect(lambda: self.gate.request_password_change(self))
+        corner = QWidget()
+        corner_layout = QHBoxLayout(corner)
+        corner_layout.setContentsMargins(0, 0, 0, 0)
+        corner_layout.addWidget(self.password_button)
+        corner_layout.addWidget(self.engineer_button)
+        self.tabs.setCornerWidget(corner, Qt.Corner.TopRightCorner)
         font = self.tabs.tabBar().font()
         font.setPointSize(font.pointSize() + 2)
         self.tabs.tabBar().setFont(font)
@@ -208,6 +216,7 @@ class MainWindow(QMainWindow):
 
     def _engineer_changed(self, unlocked: bool) -> None:
         self.engineer_button.setText("Engineer mode: on (lock)" if unlocked else "Operator  |  Engineer mode…")
+        self.password_button.setVisible(unlocked)
         self.inspect.set_locked(not unlocked)
         self.teach_stack.setCurrentIndex(1 if unlocked else 0)
         self.review_stack.setCurrentIndex(1 if unlocked else 0)
