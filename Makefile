@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.station-installed
 
-.PHONY: setup run test lint bench screenshots clean
+.PHONY: setup run test lint bench screenshots bundle clean
 
 setup: $(STAMP)
 
@@ -32,6 +32,11 @@ bench: setup
 
 screenshots: setup
 	$(BIN)/python tools/screenshots.py --out docs/screenshots
+
+# the line-PC bundle (slow, not part of `make test`): dist/station-<version>-linux-x86_64/, selftest included;
+# its test without Python on PATH: pytest tests/test_installer.py --run-installer
+bundle: setup
+	installer/build_linux.sh --runtime-venv $(VENV)
 
 clean:
 	rm -rf $(VENV) .pytest_cache build dist *.egg-info
