@@ -9,6 +9,7 @@ the wizard at any point leaves nothing behind; ``save`` itself writes atomically
 from __future__ import annotations
 
 import inspect
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,9 @@ from station.detectors.base import detector_class, detector_info
 MIN_IMAGES = 4  # at least 3 to learn from and 1 held out; the wizard recommends far more
 RECOMMENDED_IMAGES = 20
 RUNTIME_PARAMS = ("device", "backend", "onnx_dir", "num_threads")  # machine options, not recipe parameters
+MIN_ROI_SIDE = 32  # smaller crops leave the deep detectors' feature maps a few cells wide
+
+Roi = tuple[int, int, int, int]  # x, y, width, height in pixels of the original image
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,32 @@ def accepts_device(kind: str) -> bool:
         return False
 
 
+def fit_roi(roi: Sequence[float] | None, shape: tuple[int, ...]) -> Roi | None:
+    """``roi`` (x, y, w, h) clamped into an image of ``shape``; ``None`` for the whole image (also when
+    the clamped region covers all of it, so a recipe never carries a crop that crops nothing).
+
+    Raises ``ValueError`` when the region is malformed or, once clamped, smaller than
+    ``MIN_ROI_SIDE`` pixels on a side (or the image's side, for tiny images).
+    """
+    if roi is None:
+        return None
+    if len(roi) != 4:
+        raise ValueError(f"a region of interest is x, y, width, height; got {list(roi)}")
+    x, y, w, h = (round(float(v)) for v in roi)
+    H, W = int(shape[0]), int(shape[1])
+    if w <= 0 or h <= 0:
+        raise ValueError(f"the region of interest needs a positive width and height; got {w}x{h}")
+    x0, y0 = min(max(x, 0), W), min(max(y, 0), H)
+    x1, y1 = min(max(x + w, 0), W), min(max(y + h, 0), H)
+    need_w, need_h = min(MIN_ROI_SIDE, W), min(MIN_ROI_SIDE, H)
+    if x1 - x0 < need_w or y1 - y0 < need_h:
+        raise ValueError(f"the region of interest must lie inside the {W}x{H} image and be at least "
+                         f"{need_w}x{need_h} pixels; inside the image it is {x1 - x0}x{y1 - y0}")
+    if (x0, y0, x1, y1) == (0, 0, W, H):
+        return None
+    return x0, y0, x1 - x0, y1 - y0
+
+
 @dataclass
 class TeachSession:
     """Everything the teach-in collects, page by page."""
@@ -77,6 +107,8 @@ class TeachSession:
     result: TeachResult | None = field(default=None, repr=False)
     estimate: ThresholdEstimate | None = None
     saved_path: Path | None = None
+    # set through the ``roi`` property, which validates it against the samples' size
+    _roi: Roi | None = field(default=None, init=False, repr=False)
 
     # --- page 1: part and source ------------------------------------------------------------------
     def name_problem(self) -> str | None:
@@ -91,8 +123,12 @@ class TeachSession:
         return self.images[0].shape if self.images else None
 
     def add_image(self, image: np.ndarray, origin: str) -> bool:
-        """Add a good sample; one of another size than the first is refused (noted in ``problems``)."""
-        if self.images and image.shape != self.images[0].shape:
+        """Add a good sample; one of another size than the first is refused (noted in ``problems``).
+        The first sample after :meth:`clear_images` sets the size again: a region of interest that
+        does not fit it is dropped (noted), never silently moved."""
+        if not self.images:
+            self._revalidate_roi(image.shape, origin)
+        elif image.shape != self.images[0].shape:
             self.problems.append(f"{origin}: {image.shape[1]}x{image.shape[0]} differs from the first sample's "
                                  f"{self.images[0].shape[1]}x{self.images[0].shape[0]}; not used")
             return False
@@ -100,6 +136,41 @@ class TeachSession:
         self.origins.append(origin)
         self.invalidate_training()
         return True
+
+    # --- region of interest (page 3) --------------------------------------------------------------
+    @property
+    def roi(self) -> Roi | None:
+        """The inspected region (x, y, w, h) of the samples, or ``None`` for the whole image."""
+        return self._roi
+
+    @roi.setter
+    def roi(self, value: Sequence[float] | None) -> None:
+        """Clamped into the samples (see :func:`fit_roi`); raises ``ValueError`` without samples or
+        for a region that is too small. A change discards the previous training."""
+        if value is not None and self.image_shape is None:
+            raise ValueError("add good samples before choosing a region of interest")
+        new = fit_roi(value, self.image_shape) if value is not None else None
+        if new != self._roi:
+            self._roi = new
+            self.invalidate_training()
+
+    @property
+    def inspected_shape(self) -> tuple[int, int] | None:
+        """``(H, W)`` of what the detector sees: the region of interest, else the whole sample."""
+        if self._roi is not None:
+            return self._roi[3], self._roi[2]
+        shape = self.image_shape
+        return (int(shape[0]), int(shape[1])) if shape else None
+
+    def _revalidate_roi(self, shape: tuple[int, ...], origin: str) -> None:
+        if self._roi is None:
+            return
+        x, y, w, h = self._roi
+        if x + w > shape[1] or y + h > shape[0]:
+            self.problems.append(f"{origin}: the region of interest {x},{y} {w}x{h} does not fit the new "
+                                 f"{shape[1]}x{shape[0]} samples; the whole image is inspected again")
+            self._roi = None
+            self.invalidate_training()
 
     def clear_images(self) -> None:
         self.images.clear()
@@ -156,7 +227,8 @@ class TeachSession:
             name=self.part_name, train_images=[self.images[i] for i in train_idx],
             validation_images=[self.images[i] for i in val_idx], detector_kind=self.detector_kind,
             detector_params=dict(self.params), min_defect_area_px=self.min_defect_area_px,
-            preprocessing={"color_mode": info.color_mode, "roi": None}, pixel_size_mm=self.pixel_size_mm,
+            preprocessing={"color_mode": info.color_mode, "roi": list(self._roi) if self._roi else None},
+            pixel_size_mm=self.pixel_size_mm,
             training_info={"source": self.source_uri, "validation_seed": self.seed,
                            "origins": self.origins[:1000]},
             progress=progress, cancel=cancel, runtime=runtime)
@@ -172,8 +244,8 @@ class TeachSession:
 
     # --- page 5: threshold ------------------------------------------------------------------------
     def default_area_px(self) -> float:
-        shape = self.image_shape
-        return default_min_defect_area(shape[:2]) if shape else 1.0
+        shape = self.inspected_shape  # the default is a share of the inspected area, as teach() sets it
+        return default_min_defect_area(shape) if shape else 1.0
 
     def area_to_px(self, value: float, unit: str) -> float:
         if unit == "px":
