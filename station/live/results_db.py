@@ -257,11 +257,15 @@ def _open_for_reading(path: str | Path) -> sqlite3.Connection:
     return conn
 
 
-def summary(path: str | Path, since: float | None = None, until: float | None = None) -> dict[str, Any]:
-    """Counts per verdict, first and last time, per recipe."""
+def summary(path: str | Path, since: float | None = None, until: float | None = None,
+            source: str | None = None) -> dict[str, Any]:
+    """Counts per verdict, first and last time, per recipe (of one source if ``source`` is given)."""
     conn = _open_for_reading(path)
     try:
         where, args = _time_window(since, until)
+        if source:
+            where.append("source = ?")
+            args.append(source)
         clause = (" WHERE " + " AND ".join(where)) if where else ""
         counts = dict(conn.execute(f"SELECT verdict, COUNT(*) FROM inspections{clause} GROUP BY verdict", args)
                       .fetchall())
@@ -274,6 +278,20 @@ def summary(path: str | Path, since: float | None = None, until: float | None = 
     finally:
         conn.close()
     return {"total": sum(counts.values()), "counts": counts, "first": first, "last": last, "recipes": recipes}
+
+
+def sources(path: str | Path, since: float | None = None, until: float | None = None) -> list[tuple[str, int]]:
+    """The sources with rows in the time window and their row counts, most rows first."""
+    conn = _open_for_reading(path)
+    try:
+        where, args = _time_window(since, until)
+        clause = (" WHERE " + " AND ".join(where)) if where else ""
+        return [(str(s), int(n)) for s, n in conn.execute(
+            f"SELECT source, COUNT(*) AS n FROM inspections{clause} GROUP BY source ORDER BY n DESC, source", args)]
+    except sqlite3.DatabaseError as exc:
+        raise ResultsError(f"{path}: cannot read results ({exc})") from exc
+    finally:
+        conn.close()
 
 
 CSV_COLUMNS = ("id", "time_local", "source", "frame_id", "recipe", "recipe_version", "verdict", "score",
