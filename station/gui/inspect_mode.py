@@ -35,6 +35,7 @@ from station.app.context import StationContext
 from station.app.recipes import list_recipes
 from station.app.shift import RateMeter
 from station.core.recipe import resolve_recipe_dir
+from station.gui.history_dialog import HistoryDialog
 from station.gui.image_view import ImageCanvas
 from station.gui.live import LiveSession, NgRecord
 from station.gui.widgets import ProgressLine, ThumbnailStrip, VerdictLabel
@@ -130,6 +131,9 @@ class InspectPanel(QWidget):
         self.start_button = QPushButton("▶ Start")
         self.stop_button = QPushButton("■ Stop")
         self.new_shift_button = QPushButton("New shift")
+        self.results_button = QPushButton("Results…")
+        self.results_button.setToolTip("The inspection results logged so far, with the archived NG images")
+        self.history: HistoryDialog | None = None
         self.heatmap_box = QCheckBox("heatmap")
         self.heatmap_box.setChecked(True)
         top = QHBoxLayout()
@@ -142,6 +146,7 @@ class InspectPanel(QWidget):
         top.addStretch(0)
         top.addWidget(self.heatmap_box)
         top.addWidget(self.new_shift_button)
+        top.addWidget(self.results_button)
 
         self.busy = ProgressLine(cancellable=False)
         self.busy.hide()
@@ -223,6 +228,7 @@ class InspectPanel(QWidget):
         self.start_button.clicked.connect(self.start)
         self.stop_button.clicked.connect(lambda: self.stop())
         self.new_shift_button.clicked.connect(self.new_shift)
+        self.results_button.clicked.connect(self.open_results)
         self.heatmap_box.toggled.connect(self.canvas.set_heatmap_visible)
         self.source.activated.connect(lambda _i: self._source_chosen(self.source.currentText()))
         self.source.lineEdit().editingFinished.connect(lambda: self._source_chosen(self.source.currentText()))
@@ -443,6 +449,19 @@ class InspectPanel(QWidget):
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.show()
         return dialog
+
+    def open_results(self) -> HistoryDialog:
+        """The results history (one window, brought to the front and re-read if already open)."""
+        if self.history is None:
+            self.history = HistoryDialog(self.ctx.paths.results_db, self.ctx.paths.archive,
+                                         shift_start=lambda: self.ctx.counters.started.timestamp(), parent=self)
+        if self.history.isVisible():
+            self.history.refresh()
+        else:
+            self.history.show()  # its showEvent reads the database
+        self.history.raise_()
+        self.history.activateWindow()
+        return self.history
 
     # --- status bar -------------------------------------------------------------------------------
     def camera_state(self) -> str:
