@@ -13,13 +13,14 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF
+from PySide6.QtCore import QRectF, Qt
 
 from station.core.inspection import InspectionResult
 from station.core.overlay import GREEN, RED, mask_contours
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
 
+ROI_PEN = (255, 196, 0)  # the region-of-interest border, as the teach-in wizard draws it
 HEAT_SPAN = 2.0  # the top of the colour scale, in multiples of the threshold (as heatmap_rgb)
 
 
@@ -79,7 +80,10 @@ class ImageCanvas(pg.GraphicsLayoutWidget):
         self.gt_item.setZValue(2)
         self.det_item = pg.PlotCurveItem(pen=pg.mkPen(GREEN, width=2), connect="finite")
         self.det_item.setZValue(3)
-        for item in (self.image_item, self.heat_item, self.gt_item, self.det_item):
+        # the inspected region's border when the recipe crops: what lies outside is never judged
+        self.roi_item = pg.PlotCurveItem(pen=pg.mkPen(ROI_PEN, width=1, style=Qt.PenStyle.DashLine))
+        self.roi_item.setZValue(1.5)
+        for item in (self.image_item, self.heat_item, self.roi_item, self.gt_item, self.det_item):
             self.view.addItem(item)
         self.heat_item.setVisible(show_heatmap)
         self._show_heatmap = show_heatmap
@@ -106,13 +110,16 @@ class ImageCanvas(pg.GraphicsLayoutWidget):
             self.heat_item.clear()
             self.heat_item.setVisible(False)
             self.det_item.setData([], [])
+            self.roi_item.setData([], [])
             return
         amap = result.anomaly_map
         top = max(HEAT_SPAN * float(result.threshold), 1e-12)
         self.heat_item.setImage(amap, autoLevels=False, levels=(0.0, top))
         if result.roi:
             x, y, w, h = result.roi
+            self.roi_item.setData([x, x + w, x + w, x, x], [y, y, y + h, y + h, y])
         else:
+            self.roi_item.setData([], [])
             x, y = 0, 0
             h, w = (self._shape or amap.shape)[:2]
         self.heat_item.setRect(QRectF(x, y, w, h))

@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 )
 
 from station.core.inspection import InspectionResult
-from station.core.regions import find_regions, verdict_for
+from station.core.regions import find_regions, shift_region, verdict_for
 from station.core.threshold import ThresholdEstimate
 from station.gui.image_view import ImageCanvas
 from station.gui.workers import LatestOnlyWorker
@@ -46,6 +46,7 @@ class ThresholdPanel(QWidget):
         self._estimate_fn: Callable[[float], ThresholdEstimate] | None = None
         self._maps: list[np.ndarray] = []
         self._images: list[np.ndarray] | None = None
+        self._roi: tuple[int, ...] | None = None
         self._shape: tuple[int, int] = (1, 1)
         self._pixel_size: float | None = None
         self._max_area = 1000.0
@@ -113,11 +114,15 @@ class ThresholdPanel(QWidget):
     # --- setup ------------------------------------------------------------------------------------
     def set_validation(self, estimate_fn: Callable[[float], ThresholdEstimate], maps: Sequence[np.ndarray],
                        image_shape: tuple[int, int], area_px: float, pixel_size_mm: float | None = None,
-                       images: Sequence[np.ndarray] | None = None) -> None:
-        """``maps``: the validation maps (any resolution; areas are in ``image_shape`` pixels)."""
+                       images: Sequence[np.ndarray] | None = None,
+                       roi: tuple[int, int, int, int] | None = None) -> None:
+        """``maps``: the validation maps (any resolution; areas are in ``image_shape`` pixels).
+        ``images`` are the whole validation images; with a region of interest ``roi`` (x, y, w, h) the
+        maps cover only that region and ``image_shape`` is its size, so they are drawn at its offset."""
         self._estimate_fn = estimate_fn
         self._maps = list(maps)
         self._images = list(images) if images is not None else None
+        self._roi = tuple(int(v) for v in roi) if roi else None
         self._shape = (int(image_shape[0]), int(image_shape[1]))
         self._pixel_size = pixel_size_mm or None
         self._max_area = max(10.0, self._shape[0] * self._shape[1] * 0.05)
@@ -263,12 +268,16 @@ class ThresholdPanel(QWidget):
         amap = self._maps[i]
         thr = self.estimate.threshold
         regions = find_regions(amap, thr, 0.0, image_shape=self._shape)[:1]  # the largest
+        roi = None
         if self._images is not None and i < len(self._images):
             self.largest_view.show_image(self._images[i])
+            roi = self._roi  # the whole image is shown: the map and regions go to the region's place
         else:
             self.largest_view.show_image(np.zeros(self._shape, dtype=np.uint8))
+        if roi:
+            regions = [shift_region(r, roi[0], roi[1]) for r in regions]
         self.largest_view.show_result(InspectionResult(verdict_for([]), float(amap.max()), regions, amap, thr,
-                                                       self.estimate.min_defect_area_px))
+                                                       self.estimate.min_defect_area_px, roi=roi))
 
     def _draw_histogram(self, scores: np.ndarray) -> None:
         if self._bars is not None:
