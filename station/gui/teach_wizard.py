@@ -50,6 +50,7 @@ from station.core.progress import Progress
 from station.detectors.base import available_detectors
 from station.gui.image_view import ImageCanvas
 from station.gui.live import FrameGrabber, LiveSession
+from station.gui.roi_editor import RoiEditor
 from station.gui.widgets import ProgressLine, ThumbnailStrip, VerdictLabel
 from station.gui.workers import Job
 
@@ -300,8 +301,9 @@ class SamplesPage(_Page):
 class DetectorPage(_Page):
     def __init__(self, wizard: TeachWizard) -> None:
         super().__init__(wizard)
-        self.setTitle("3  Detector")
-        self.setSubTitle("Choose how the station learns the part, and its main parameters.")
+        self.setTitle("3  Region and detector")
+        self.setSubTitle("Choose the part of the image to inspect, how the station learns the part, and its "
+                         "main parameters.")
         self.list = QListWidget()
         self.list.setWordWrap(True)
         self.list.setMinimumHeight(150)
@@ -316,13 +318,19 @@ class DetectorPage(_Page):
         scroll.setWidgetResizable(True)
         scroll.setWidget(self.params_box)
         scroll.setFrameShape(QScrollArea.Shape.NoFrame)
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.list, 2)
-        layout.addWidget(scroll, 3)
+        left = QVBoxLayout()
+        left.addWidget(self.list, 2)
+        left.addWidget(scroll, 3)
         row = QFormLayout()
         row.addRow("Held out for the threshold", self.validation)
         row.addRow("", self.validation_label)
-        layout.addLayout(row)
+        left.addLayout(row)
+        self.roi_editor = RoiEditor()
+        roi_box = QGroupBox("Region of interest")
+        QVBoxLayout(roi_box).addWidget(self.roi_editor)
+        layout = QHBoxLayout(self)
+        layout.addLayout(left, 1)
+        layout.addWidget(roi_box, 1)
         self.editors: dict[str, tuple[QWidget, type]] = {}
         # kind -> its parameters, or why it cannot be used here. Loading a detector imports its
         # module (torch for the deep ones: seconds), so it happens on a worker, once, on selection.
@@ -350,6 +358,7 @@ class DetectorPage(_Page):
             self._select(current)
         self.validation.setValue(self.session.validation_fraction)
         self._validation_changed(self.session.validation_fraction)
+        self.roi_editor.load(self.session)
 
     def _mark(self, item: QListWidgetItem) -> None:
         kind = item.data(Qt.ItemDataRole.UserRole)
@@ -591,7 +600,7 @@ class ThresholdPage(_Page):
         val_images = [s.images[i] for i in s.validation_indices]
         area = s.min_defect_area_px or s.default_area_px()
         self.panel.set_validation(s.estimate_for, result.recipe.validation_maps(), shape, area,
-                                  pixel_size_mm=s.pixel_size_mm, images=val_images)
+                                  pixel_size_mm=s.pixel_size_mm, images=val_images, roi=s.roi)
         if s.pixel_size_mm:
             self.panel.unit.setCurrentIndex(1)
         self.preview_source.clear()
@@ -690,10 +699,12 @@ class SavePage(_Page):
         if s.pixel_size_mm:
             area += f" ({s.area_from_px(est.min_defect_area_px, 'mm2'):.3g} mm²)"
         train, val = s.split()
+        region = self.w.detector_page.roi_editor.describe(s.roi) if s.roi else "whole image"
         self.summary.setText(
             f"<p><b>{s.part_name} v{s.version_to_save()}</b> in {s.models_dir / s.part_name}</p>"
             f"<table><tr><td>detector</td><td>{s.detector_kind} {s.params or ''}</td></tr>"
             f"<tr><td>good samples</td><td>{len(train)} learned, {len(val)} held out</td></tr>"
+            f"<tr><td>region of interest</td><td>{region}</td></tr>"
             f"<tr><td>minimum defect area</td><td>{area}</td></tr>"
             f"<tr><td>threshold</td><td>{est.threshold:.5g}</td></tr>"
             f"<tr><td>source</td><td>{s.source_uri}</td></tr></table>")
