@@ -14,7 +14,7 @@ import numpy as np
 from station.live.results_db import ResultRow, ResultsLog
 
 LINE1 = "synthetic://demo"
-LINE2 = "folder:///data/line2"
+LINE2 = "folder:///data/line2/cameras/top-left/2026-batch-0042?fps=10&loop=1&pattern=*.png"
 
 
 @dataclass

@@ -59,6 +59,7 @@ def test_counts_and_filters(qtbot, filled, open_dialog):
     assert d.model.index(4, 4).data() == "NG"
     assert d.model.index(4, 4).data(Qt.ItemDataRole.BackgroundRole).name() == "#d93025"
     assert [d.source_box.itemData(i) for i in range(d.source_box.count())] == [None, LINE1, LINE2]
+    qtbot.waitUntil(lambda: d.table.horizontalHeader().length() <= d.table.viewport().width(), timeout=2000)
 
     choose(qtbot, d, d.verdict_box, "NG")
     assert frames(d) == [6, 3]

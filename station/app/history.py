@@ -26,7 +26,7 @@ RANGES: dict[str, str] = {
 VERDICTS = ("all", "NG", "OK", "ERROR")
 ROW_LIMIT = 5000  # rows the table holds at most; the summary still counts them all
 
-HEADERS = ("Time", "Source", "Frame", "Recipe", "Verdict", "Score", "Regions", "Largest", "Latency ms")
+HEADERS = ("Time", "Source", "Frame", "Recipe", "Verdict", "Score", "Regions", "Largest area", "Latency ms")
 
 
 def time_window(preset: str, now: float | None = None, shift_start: float | None = None) -> tuple[float | None, float]:

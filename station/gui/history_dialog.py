@@ -52,7 +52,8 @@ from station.gui.workers import Job
 log = logging.getLogger(__name__)
 
 VERDICT_COLUMN = HEADERS.index("Verdict")
-NUMERIC_COLUMNS = {HEADERS.index(h) for h in ("Frame", "Score", "Regions", "Largest", "Latency ms")}
+SOURCE_COLUMN = HEADERS.index("Source")
+NUMERIC_COLUMNS = {HEADERS.index(h) for h in ("Frame", "Score", "Regions", "Largest area", "Latency ms")}
 VERDICT_COLOURS = {"OK": ("#1e8e3e", "white"), "NG": ("#d93025", "white"), "ERROR": ("#f29900", "black")}
 
 
@@ -284,7 +285,12 @@ class HistoryDialog(QDialog):
         self.summary_label.setText(summary_text(page.summary))
         self.model.set_rows(page.rows)
         if page.rows:
+            header = self.table.horizontalHeader()
+            header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
             self.table.resizeColumnsToContents()  # samples the first rows only (header precision)
+            # a long source URI must not push the numbers out of sight: it takes the width that is left
+            # (elided; the full URI is in the tooltip)
+            header.setSectionResizeMode(SOURCE_COLUMN, QHeaderView.ResizeMode.Stretch)
         if page.truncated:
             self._note(f"Showing the newest {len(page.rows)} of {page.matching} matching rows; "
                        "narrow the time range, or export them all as CSV.")
