@@ -3,8 +3,8 @@
 Runs the real window on a display -- an X server (Xvfb is started if there is no ``$DISPLAY`` and it
 is installed) with ``QT_QPA_PLATFORM=xcb``, or ``--platform offscreen`` -- in a fresh station home, so
 it shows what a new user sees: the demo part taught on first start and inspected live, the teach-in
-wizard's threshold page with a live preview, and a review of an MVTec AD category (the real bottle
-if ``shared/data`` has it, else the demo part exported in MVTec layout).
+wizard's region of interest and its threshold page with a live preview, and a review of an MVTec AD
+category (the real bottle if ``shared/data`` has it, else the demo part exported in MVTec layout).
 
     python tools/screenshots.py --out docs/screenshots
 
@@ -157,6 +157,12 @@ def _shoot(args, home: Path) -> int:
     wizard.next()
     wizard.detector_page.select_kind(args.detector)
     wait(lambda: wizard.detector_page.isComplete(), 120, "the detector to load")
+    # the region of interest around the washer (the demo image is 256 px): the belt's edges stay out
+    roi = wizard.detector_page.roi_editor
+    roi.rect.setSize((176, 168), finish=False)
+    roi.rect.setPos((40, 44))  # a finished move, as at a mouse release: the session takes it
+    pause(0.3)
+    shots["teach_roi"] = save_png(window.grab().toImage(), args.out / "teach_roi.png", args.width)
     wizard.next()
     wait(lambda: wizard.train_page.isComplete(), 300, "training")
     wizard.next()
