@@ -194,6 +194,7 @@ class HistoryDialog(QDialog):
         self.table.verticalHeader().setDefaultSectionSize(self.fontMetrics().lineSpacing() + 6)
         self.table.horizontalHeader().setStretchLastSection(False)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        self.table.horizontalHeader().setSectionResizeMode(SOURCE_COLUMN, QHeaderView.ResizeMode.Stretch)
         self.table.selectionModel().currentRowChanged.connect(lambda cur, _prev: self.show_row(cur.row()))
 
         self.preview = ImageCanvas(show_heatmap=False)
