@@ -97,3 +97,23 @@ def test_broken_input_gives_clear_messages_and_the_rest_completes(category, tmp_
     err = capsys.readouterr().err
     assert "holds no images" in err and "folder not found" in err and "recipe not found" in err
     assert "Did you mean 'patchcore'" in err
+
+
+def test_eval_with_a_region_of_interest_scores_the_pixels_inspected(category, tmp_path, capsys):
+    """The anomaly map covers the ROI only: the ground truth is cropped to it (pixel metrics are over
+    the inspected pixels) and the overlays show that part of the image."""
+    from station.core.images import load_image
+
+    part = tmp_path / "models" / "disc-roi"
+    assert train(category, part, "--roi", "6,4,84,88") == 0
+    assert load_recipe(part).preprocessing["roi"] == [6, 4, 84, 88]
+    out = tmp_path / "eval"
+    assert main(["eval", "--data", str(category), "--recipe", str(part), "--out", str(out)]) == 0
+    assert "ground-truth mask is" not in capsys.readouterr().out  # no mask refused for its size
+    overall = json.loads((out / "metrics.json").read_text())["metrics"]["overall"]
+    assert overall["n_images_pixel_metrics"] == 12 and overall["pixel_roc_auc"] > 0.9
+    assert overall["au_pro"] is not None and overall["region_overlap"] is not None
+    rows = list(csv.DictReader(open(out / "images.csv")))
+    assert {np.load(out / r["map_file"]).shape for r in rows} == {(88, 84)}
+    overlay = load_image(next((out / "overlays").rglob("*.png")))
+    assert overlay.shape[0] == 88  # panels of the inspected part, not of the whole 96x96 image

@@ -23,7 +23,6 @@ def run(args: argparse.Namespace) -> int:
     from station.core.inspection import Inspector, recipe_runtime
     from station.core.overlay import render_overlay
     from station.core.recipe import load_recipe
-    from station.core.regions import shift_region
 
     recipe = load_recipe(args.recipe)
     inspector = Inspector(recipe, **recipe_runtime(recipe, device=args.device))
@@ -44,9 +43,7 @@ def run(args: argparse.Namespace) -> int:
         any_ng |= result.is_ng
         print(json.dumps({"image": str(path), "recipe": recipe.label, **result.to_dict(recipe.pixel_size_mm)}))
         if args.overlay:
-            x0, y0 = (result.roi or (0, 0, 0, 0))[:2]
-            shown = image[y0:y0 + result.anomaly_map.shape[0], x0:x0 + result.anomaly_map.shape[1]]
-            regions = [shift_region(r, -x0, -y0) for r in result.regions] if result.roi else result.regions
+            shown, regions = result.inspected(image)
             save_image(args.overlay / f"{path.stem}_overlay.png",
                        render_overlay(shown, result.anomaly_map, result.threshold, regions))
     return 2 if errors else (1 if any_ng else 0)

@@ -86,7 +86,8 @@ def evaluate(
 ) -> EvaluationResult:
     """Inspect every test image of ``category`` and compute all metrics.
 
-    ``on_image(sample, image, result, mask)`` is called for each image as it is scored (the report
+    ``on_image(sample, image, result, mask)`` is called for each image as it is scored (``mask``: the
+    ground truth over what was inspected, i.e. cropped to a region of interest; the report
     writer uses it for overlays, the GUI for live updates).
     """
     problems = category.problems
@@ -101,7 +102,10 @@ def evaluate(
         results = inspector.inspect_batch([im for _, im in batch])
         for (sample, image), res in zip(batch, results, strict=True):
             amap = res.anomaly_map
-            gt = load_ground_truth(sample, amap.shape, problems)
+            # with a region of interest the map covers only it: so do the pixel metrics
+            gt = load_ground_truth(sample, image.shape[:2], problems)
+            if gt is not None:
+                gt = res.inspected(gt)[0]
             overlaps: list[float] = []
             if gt is not None and sample.is_anomalous:
                 overlaps = region_overlaps(defect_mask(amap, res.threshold, res.min_defect_area_px), gt)

@@ -51,6 +51,14 @@ class InspectionResult:
             "regions": [r.to_dict(pixel_size_mm) for r in self.regions],
         }
 
+    def inspected(self, image: np.ndarray) -> tuple[np.ndarray, list[DefectRegion]]:
+        """The part of ``image`` (or of a mask of its size) this result covers -- its region of
+        interest, where the anomaly map lies -- and the regions in that part's coordinates."""
+        if not self.roi:
+            return image, self.regions
+        x, y, w, h = self.roi
+        return image[y:y + h, x:x + w], [shift_region(r, -x, -y) for r in self.regions]
+
 
 def preprocess(image: np.ndarray, preprocessing: dict[str, Any]) -> np.ndarray:
     """Crop to the recipe's ROI (if any) and convert to its colour mode."""

@@ -39,7 +39,8 @@ class ImageWriter:
     def __call__(self, sample: Sample, image: np.ndarray, result: InspectionResult,
                  mask: np.ndarray | None) -> None:
         if self.overlays:
-            panel = render_overlay(image, result.anomaly_map, result.threshold, result.regions, mask)
+            shown, regions = result.inspected(image)  # ``mask`` already covers what was inspected
+            panel = render_overlay(shown, result.anomaly_map, result.threshold, regions, mask)
             save_image(self.out_dir / "overlays" / sample.label / f"{sample.path.stem}.png", panel)
         if self.maps:
             path = self.out_dir / "maps" / f"{_stem(sample)}.npy"
