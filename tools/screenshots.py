@@ -159,8 +159,8 @@ def _shoot(args, home: Path) -> int:
     wait(lambda: wizard.detector_page.isComplete(), 120, "the detector to load")
     # the region of interest around the washer (the demo image is 256 px): the belt's edges stay out
     roi = wizard.detector_page.roi_editor
-    roi.rect.setSize((176, 168), finish=False)
-    roi.rect.setPos((40, 44))  # a finished move, as at a mouse release: the session takes it
+    roi.rect.setSize((224, 252), finish=False)
+    roi.rect.setPos((16, 2))  # pose jitter included; a finished move (as a mouse release): the session takes it
     pause(0.3)
     shots["teach_roi"] = save_png(window.grab().toImage(), args.out / "teach_roi.png", args.width)
     wizard.next()
