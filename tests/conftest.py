@@ -32,6 +32,18 @@ def mvtec_bottle() -> Path:
 
 
 @pytest.fixture
+def ctx(tmp_path):
+    """A station in a fresh home whose demo part is taught with the fast test detector (register it
+    with ``helpers_detector.register_test_detector``); a test module may define its own ``ctx``."""
+    from station.app.context import StationContext
+    from station.app.paths import AppPaths
+
+    c = StationContext.load(AppPaths(tmp_path / "home"))
+    c.settings.demo_detector = "test-zscore"
+    return c
+
+
+@pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
 

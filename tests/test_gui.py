@@ -31,13 +31,6 @@ def _test_detector():
 
 
 @pytest.fixture
-def ctx(tmp_path) -> StationContext:
-    c = StationContext.load(AppPaths(tmp_path / "home"))
-    c.settings.demo_detector = "test-zscore"
-    return c
-
-
-@pytest.fixture
 def window_factory(qtbot):
     made: list[MainWindow] = []
 

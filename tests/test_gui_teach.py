@@ -12,8 +12,6 @@ from helpers_detector import ZScoreDetector, register_test_detector
 pytest.importorskip("pytestqt")
 pytestmark = pytest.mark.gui
 
-from station.app.context import StationContext  # noqa: E402
-from station.app.paths import AppPaths  # noqa: E402
 from station.core.progress import checkpoint, report  # noqa: E402
 from station.core.recipe import load_recipe, versions  # noqa: E402
 from station.detectors.base import DetectorInfo, register  # noqa: E402
@@ -40,13 +38,6 @@ class SlowDetector(ZScoreDetector):
 def _detectors():
     register_test_detector()
     register(DetectorInfo("test-slow", "test_gui_teach:SlowDetector", "slow test", "test only", "gray"))
-
-
-@pytest.fixture
-def ctx(tmp_path) -> StationContext:
-    c = StationContext.load(AppPaths(tmp_path / "home"))
-    c.settings.demo_detector = "test-zscore"
-    return c
 
 
 def make_wizard(qtbot, ctx) -> TeachWizard:

@@ -14,8 +14,6 @@ pytestmark = pytest.mark.gui
 from PySide6.QtCore import QRectF, Qt  # noqa: E402
 
 from station.acquisition.synthetic import SyntheticPart  # noqa: E402
-from station.app.context import StationContext  # noqa: E402
-from station.app.paths import AppPaths  # noqa: E402
 from station.core.inspection import Inspector  # noqa: E402
 from station.core.recipe import load_recipe  # noqa: E402
 from station.gui.teach_wizard import TeachWizard  # noqa: E402
@@ -28,13 +26,6 @@ ROI = (30, 20, 56, 60)
 @pytest.fixture(autouse=True)
 def _detector():
     register_test_detector()
-
-
-@pytest.fixture
-def ctx(tmp_path) -> StationContext:
-    c = StationContext.load(AppPaths(tmp_path / "home"))
-    c.settings.demo_detector = "test-zscore"
-    return c
 
 
 def _to_detector_page(qtbot, ctx, name: str) -> TeachWizard:

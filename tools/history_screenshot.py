@@ -20,7 +20,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from screenshots import save_png, start_xvfb  # noqa: E402
+from screenshots import qt_display, save_png  # noqa: E402
 
 # two runs, as a line with a second camera would log them: a cleaner batch, then the demo part (newest,
 # so its NG parts are at the top); (source, share of --frames)
@@ -44,12 +44,7 @@ def main() -> int:
     parser.add_argument("--width", type=int, default=1200, help="width of the saved PNG")
     parser.add_argument("--frames", type=int, default=200, help="frames of the first run")
     args = parser.parse_args()
-    xvfb = None
-    if args.platform:
-        os.environ["QT_QPA_PLATFORM"] = args.platform
-    else:
-        xvfb = start_xvfb(args.size)
-        os.environ.setdefault("QT_QPA_PLATFORM", "xcb" if os.environ.get("DISPLAY") else "offscreen")
+    xvfb = qt_display(args.platform, args.size)
     home = Path(tempfile.mkdtemp(prefix="station-history-"))
     try:
         fill_home(home, args.frames)

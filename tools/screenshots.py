@@ -38,6 +38,17 @@ def start_xvfb(size: str) -> subprocess.Popen | None:
     return proc
 
 
+def qt_display(platform: str | None, size: str) -> subprocess.Popen | None:
+    """Pick the Qt platform before Qt loads: ``platform`` if given, else an X display (Xvfb started
+    when there is none and it is installed; the caller terminates it), else offscreen."""
+    if platform:
+        os.environ["QT_QPA_PLATFORM"] = platform
+        return None
+    xvfb = start_xvfb(size)
+    os.environ.setdefault("QT_QPA_PLATFORM", "xcb" if os.environ.get("DISPLAY") else "offscreen")
+    return xvfb
+
+
 def save_png(image, path: Path, width: int) -> int:
     """Save a QImage as a small PNG (scaled to ``width``, 256-colour palette if Pillow is there)."""
     from PySide6.QtCore import Qt
@@ -73,12 +84,7 @@ def main() -> int:
     parser.add_argument("--per-type", type=int, default=4, help="review: test images per defect type")
     args = parser.parse_args()
 
-    xvfb = None
-    if args.platform:
-        os.environ["QT_QPA_PLATFORM"] = args.platform
-    else:
-        xvfb = start_xvfb(args.size)
-        os.environ.setdefault("QT_QPA_PLATFORM", "xcb" if os.environ.get("DISPLAY") else "offscreen")
+    xvfb = qt_display(args.platform, args.size)
     home = Path(tempfile.mkdtemp(prefix="station-shots-"))
     try:
         return _shoot(args, home)
