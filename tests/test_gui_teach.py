@@ -16,7 +16,7 @@ from station.core.progress import checkpoint, report  # noqa: E402
 from station.core.recipe import load_recipe, versions  # noqa: E402
 from station.detectors.base import DetectorInfo, register  # noqa: E402
 from station.gui.main_window import MainWindow  # noqa: E402
-from station.gui.teach_wizard import TeachWizard  # noqa: E402
+from station.gui.teach import TeachWizard  # noqa: E402
 
 GOOD_SOURCE = "synthetic://demo?fps=60&defect_rate=0.5&size=128"  # defective parts are skipped by the wizard
 

@@ -16,7 +16,7 @@ from PySide6.QtCore import QRectF, Qt  # noqa: E402
 from station.acquisition.synthetic import SyntheticPart  # noqa: E402
 from station.core.inspection import Inspector  # noqa: E402
 from station.core.recipe import load_recipe  # noqa: E402
-from station.gui.teach_wizard import TeachWizard  # noqa: E402
+from station.gui.teach import TeachWizard  # noqa: E402
 
 SIZE = 96
 SEED = 5

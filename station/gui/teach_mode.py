@@ -23,7 +23,7 @@ from station.app.context import StationContext
 from station.app.recipes import list_recipes, retune_recipe
 from station.core.recipe import Recipe, load_recipe
 from station.core.teach import validation_estimator
-from station.gui.teach_wizard import TeachWizard
+from station.gui.teach import TeachWizard
 from station.gui.threshold_panel import ThresholdPanel
 
 log = logging.getLogger(__name__)
