@@ -9,8 +9,8 @@ import pytest
 from helpers_data import make_mvtec_category
 from helpers_detector import register_test_detector
 
-from station.cli.main import main
 from station.app.review import ReviewRequest, export_report, inspection_of, run_review
+from station.cli.main import main
 from station.core.images import load_image
 from station.core.recipe import load_recipe
 

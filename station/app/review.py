@@ -27,7 +27,6 @@ from station.core.images import load_image
 from station.core.inspection import InspectionResult, Inspector, recipe_runtime, runtime_options
 from station.core.progress import CancelToken, ProgressCallback, checkpoint
 from station.core.recipe import Recipe, load_recipe, save_recipe
-from station.core.regions import find_regions, verdict_for
 from station.core.report import ImageWriter, write_report
 from station.core.teach import teach
 from station.detectors.base import detector_info
@@ -156,15 +155,16 @@ def run_review(request: ReviewRequest, progress: ProgressCallback | None = None,
 
 def inspection_of(outcome: ReviewOutcome, index: int) -> tuple[np.ndarray, InspectionResult, np.ndarray | None]:
     """The image, its inspection result and ground truth for record ``index`` (re-read from disk;
-    regions recomputed from the stored map at the evaluation's threshold)."""
+    regions recomputed from the stored map at the evaluation's threshold), all in the image's
+    coordinates: with a region of interest the map covers that part, and the regions and ground
+    truth (stored cropped to it, as the metrics use it) are placed where they lie in the image."""
     res = outcome.result
     rec = res.records[index]
     image = load_image(rec.path, "rgb")
-    amap = res.maps[index]
-    regions = find_regions(amap, res.threshold, res.min_defect_area_px)
-    inspection = InspectionResult(verdict=verdict_for(regions), score=rec.score, regions=regions, anomaly_map=amap,
-                                  threshold=res.threshold, min_defect_area_px=res.min_defect_area_px)
-    return image, inspection, res.masks[index]
+    inspection = InspectionResult.from_map(res.maps[index], rec.score, res.threshold, res.min_defect_area_px,
+                                           outcome.recipe.preprocessing.get("roi"))
+    mask = res.masks[index]
+    return image, inspection, None if mask is None else inspection.in_image(mask, image.shape)
 
 
 def export_report(outcome: ReviewOutcome, out_dir: str | Path, progress: ProgressCallback | None = None,
@@ -183,7 +183,9 @@ def export_report(outcome: ReviewOutcome, out_dir: str | Path, progress: Progres
         except Exception as exc:  # an image deleted since scoring: the report goes on without it
             log.warning("overlay for %s skipped: %s", rec.path, exc)
             continue
-        writer(Sample(Path(rec.path), rec.label), image, inspection, mask)
+        # the writer takes the ground truth over what was inspected, as evaluate() hands it over
+        writer(Sample(Path(rec.path), rec.label), image, inspection,
+               None if mask is None else inspection.inspected(mask)[0])
         report(progress, "writing overlays", i + 1, len(records))
     return write_report(outcome.result, out, extra={"data": str(outcome.data), "recipe_path": str(outcome.recipe.path),
                                                     "labelled": outcome.labelled})

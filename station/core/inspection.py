@@ -32,6 +32,25 @@ class InspectionResult:
     latency_ms: float = 0.0
     roi: tuple[int, int, int, int] | None = None  # x, y, w, h of the inspected area in the image
 
+    @classmethod
+    def from_map(cls, anomaly_map: np.ndarray, score: float, threshold: float, min_defect_area_px: float,
+                 roi: Sequence[int] | None = None, image_shape: tuple[int, int] | None = None,
+                 latency_ms: float = 0.0) -> InspectionResult:
+        """The one way to turn a detector's map into a result: regions of ``anomaly_map > threshold``
+        of at least ``min_defect_area_px``, in *image* coordinates (shifted by the region of interest
+        ``roi`` = x, y, w, h that the map covers), and the verdict they give.
+
+        ``image_shape`` is the inspected area's ``(H, W)`` when the map has another resolution.
+        The live inspector, Review, the threshold panel and the report writer all build results
+        here, so a recipe with a region of interest is drawn the same way everywhere."""
+        roi_t = tuple(int(v) for v in roi) if roi else None
+        regions = find_regions(anomaly_map, threshold, min_defect_area_px, image_shape=image_shape)
+        if roi_t:
+            regions = [shift_region(r, roi_t[0], roi_t[1]) for r in regions]
+        return cls(verdict=verdict_for(regions), score=float(score), regions=regions, anomaly_map=anomaly_map,
+                   threshold=float(threshold), min_defect_area_px=float(min_defect_area_px),
+                   latency_ms=float(latency_ms), roi=roi_t)  # type: ignore[arg-type]
+
     @property
     def is_ng(self) -> bool:
         return self.verdict is Verdict.NG
@@ -58,6 +77,16 @@ class InspectionResult:
             return image, self.regions
         x, y, w, h = self.roi
         return image[y:y + h, x:x + w], [shift_region(r, -x, -y) for r in self.regions]
+
+    def in_image(self, mask: np.ndarray, image_shape: tuple[int, ...]) -> np.ndarray:
+        """The inverse of :meth:`inspected` for a mask: ``mask`` (over the inspected part, e.g. ground
+        truth cropped for the metrics) placed where that part lies in an image of ``image_shape``."""
+        if not self.roi or mask.shape[:2] == tuple(image_shape[:2]):
+            return mask
+        x, y, w, h = self.roi
+        full = np.zeros(tuple(image_shape[:2]) + mask.shape[2:], dtype=mask.dtype)
+        full[y:y + h, x:x + w] = mask[:h, :w]
+        return full
 
 
 def preprocess(image: np.ndarray, preprocessing: dict[str, Any]) -> np.ndarray:
@@ -120,16 +149,9 @@ class Inspector:
         t0 = time.perf_counter()
         prepared = [preprocess(im, self.recipe.preprocessing) for im in images]
         pred = self.detector.predict(prepared)
-        results = []
         roi = self.recipe.preprocessing.get("roi")
-        for amap, score in zip(pred.anomaly_maps, pred.scores, strict=True):
-            regions = find_regions(amap, self.threshold, self.min_defect_area_px)
-            if roi:
-                regions = [shift_region(r, int(roi[0]), int(roi[1])) for r in regions]
-            results.append(InspectionResult(
-                verdict=verdict_for(regions), score=float(score), regions=regions, anomaly_map=amap,
-                threshold=self.threshold, min_defect_area_px=self.min_defect_area_px,
-                roi=tuple(int(v) for v in roi) if roi else None))
+        results = [InspectionResult.from_map(amap, score, self.threshold, self.min_defect_area_px, roi)
+                   for amap, score in zip(pred.anomaly_maps, pred.scores, strict=True)]
         per_image = (time.perf_counter() - t0) * 1000.0 / max(1, len(images))
         for r in results:
             r.latency_ms = per_image

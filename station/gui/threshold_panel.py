@@ -28,7 +28,6 @@ from PySide6.QtWidgets import (
 )
 
 from station.core.inspection import InspectionResult
-from station.core.regions import find_regions, shift_region, verdict_for
 from station.core.threshold import ThresholdEstimate
 from station.gui.image_view import ImageCanvas
 from station.gui.workers import LatestOnlyWorker
@@ -267,17 +266,16 @@ class ThresholdPanel(QWidget):
             return
         amap = self._maps[i]
         thr = self.estimate.threshold
-        regions = find_regions(amap, thr, 0.0, image_shape=self._shape)[:1]  # the largest
         roi = None
         if self._images is not None and i < len(self._images):
             self.largest_view.show_image(self._images[i])
             roi = self._roi  # the whole image is shown: the map and regions go to the region's place
         else:
             self.largest_view.show_image(np.zeros(self._shape, dtype=np.uint8))
-        if roi:
-            regions = [shift_region(r, roi[0], roi[1]) for r in regions]
-        self.largest_view.show_result(InspectionResult(verdict_for([]), float(amap.max()), regions, amap, thr,
-                                                       self.estimate.min_defect_area_px, roi=roi))
+        shown = InspectionResult.from_map(amap, float(amap.max()), thr, 0.0, roi, image_shape=self._shape)
+        shown.regions = shown.regions[:1]  # the largest, whatever its area: what the minimum area is set against
+        shown.min_defect_area_px = self.estimate.min_defect_area_px
+        self.largest_view.show_result(shown)
 
     def _draw_histogram(self, scores: np.ndarray) -> None:
         if self._bars is not None:
