@@ -14,14 +14,9 @@ import numpy as np
 import pytest
 
 from station.acquisition.base import SourceError, SourceState, open_source
-from station.acquisition.genicam import (
-    FeatureError,
-    GenICamSource,
-    GenTLHub,
-    list_devices,
-    producer_files,
-    simulated_producer,
-)
+from station.acquisition.genicam import GenICamSource
+from station.acquisition.genicam_features import FeatureError
+from station.acquisition.gentl import GenTLHub, list_devices, producer_files, simulated_producer
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -10,13 +10,9 @@ import pytest
 from genicam.gentl import TimeoutException
 
 from station.acquisition.base import SourceState
-from station.acquisition.genicam import (
-    DeviceDescription,
-    FeatureError,
-    GenICamSource,
-    read_feature,
-    write_feature,
-)
+from station.acquisition.genicam import GenICamSource
+from station.acquisition.genicam_features import FeatureError, read_feature, write_feature
+from station.acquisition.gentl import DeviceDescription
 
 pytestmark = pytest.mark.timeout(60)
 

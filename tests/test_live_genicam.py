@@ -10,7 +10,8 @@ import pytest
 import test_live_support as support
 
 from station.acquisition.base import SourceError, SourceState, open_source
-from station.acquisition.genicam import GenICamSource, GenTLHub, simulated_producer
+from station.acquisition.genicam import GenICamSource
+from station.acquisition.gentl import GenTLHub, simulated_producer
 from station.cli.main import main
 from station.core.recipe import load_recipe
 from station.live.pipeline import LivePipeline

@@ -23,7 +23,8 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from station.acquisition.base import SourceError
-    from station.acquisition.genicam import GenICamSource, list_devices
+    from station.acquisition.genicam import GenICamSource
+    from station.acquisition.gentl import list_devices
 
     files, devices = list_devices(args.cti)
     report: dict[str, Any] = {"producers": [str(f) for f in files], "cameras": []}

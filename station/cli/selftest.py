@@ -403,7 +403,8 @@ def _check_weights(require_pretrained: bool) -> tuple[str, dict[str, Any]]:
 
 
 def _check_camera() -> tuple[str, dict[str, Any]]:
-    from station.acquisition.genicam import GenICamSource, list_devices, simulated_producer
+    from station.acquisition.genicam import GenICamSource
+    from station.acquisition.gentl import list_devices, simulated_producer
 
     importlib.import_module("harvesters.core")
     cti = simulated_producer()
@@ -432,7 +433,7 @@ def _check_camera() -> tuple[str, dict[str, Any]]:
 
 
 def _check_installed_cameras() -> tuple[str, dict[str, Any]]:
-    from station.acquisition.genicam import ENV_PRODUCER_PATH, list_devices, producer_files
+    from station.acquisition.gentl import ENV_PRODUCER_PATH, list_devices, producer_files
 
     files = producer_files(fallback=False)
     if not files:
