@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from station.app.audit import AuditLog
+from station.app.param_docs import ParamText, docstring_parameters, param_text
 from station.app.recipes import check_part_name, next_version
 from station.core.datasets import MVTecCategory, Problems, iter_images, open_dataset
 from station.core.progress import CancelToken, ProgressCallback, checkpoint, report
@@ -40,18 +41,26 @@ class ParamSpec:
     name: str
     default: Any
     kind: type  # int, float, bool or str
+    text: ParamText | None = None  # label, unit, tooltip, choices (from the detector's docstring)
+
+    @property
+    def label(self) -> str:
+        return self.text.label if self.text else self.name.replace("_", " ")
 
 
 def detector_params(kind: str) -> list[ParamSpec]:
     """The simple (int/float/bool/str) constructor parameters of detector ``kind`` with their
-    defaults. Raises ``ImportError`` (or the detector module's own error) if it cannot be loaded."""
+    defaults and what they mean. Raises ``ImportError`` (or the detector module's own error) if it
+    cannot be loaded."""
     cls = detector_class(kind)
+    docs = docstring_parameters(cls.__doc__)
     specs = []
     for p in inspect.signature(cls).parameters.values():
         if p.name in RUNTIME_PARAMS or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) or p.default is p.empty:
             continue
         if isinstance(p.default, (bool, int, float, str)):
-            specs.append(ParamSpec(p.name, p.default, type(p.default)))
+            text = param_text(p.name, p.default, docs.get(p.name, ""))
+            specs.append(ParamSpec(p.name, p.default, type(p.default), text))
     return specs
 
 
@@ -98,6 +107,7 @@ class TeachSession:
     images: list[np.ndarray] = field(default_factory=list, repr=False)  # good samples, raw
     origins: list[str] = field(default_factory=list)  # where each sample came from
     problems: list[str] = field(default_factory=list)  # samples refused, with the reason
+    sample_sources: dict[str, int] = field(default_factory=dict)  # "folder <path>" / "camera <uri>" -> samples
     detector_kind: str = "variation"
     params: dict[str, Any] = field(default_factory=dict)
     validation_fraction: float = 0.2
@@ -109,6 +119,8 @@ class TeachSession:
     saved_path: Path | None = None
     # set through the ``roi`` property, which validates it against the samples' size
     _roi: Roi | None = field(default=None, init=False, repr=False)
+    # what the current ``result`` was trained with (see :meth:`training_key`)
+    _trained_key: tuple | None = field(default=None, init=False, repr=False)
 
     # --- page 1: part and source ------------------------------------------------------------------
     def name_problem(self) -> str | None:
@@ -122,8 +134,9 @@ class TeachSession:
     def image_shape(self) -> tuple[int, ...] | None:
         return self.images[0].shape if self.images else None
 
-    def add_image(self, image: np.ndarray, origin: str) -> bool:
-        """Add a good sample; one of another size than the first is refused (noted in ``problems``).
+    def add_image(self, image: np.ndarray, origin: str, source: str | None = None) -> bool:
+        """Add a good sample (``source``: where it came from as a whole, e.g. ``"folder /data/bottle"``,
+        counted in ``sample_sources``); one of another size than the first is refused (noted in ``problems``).
         The first sample after :meth:`clear_images` sets the size again: a region of interest that
         does not fit it is dropped (noted), never silently moved."""
         if not self.images:
@@ -134,6 +147,8 @@ class TeachSession:
             return False
         self.images.append(np.ascontiguousarray(image))
         self.origins.append(origin)
+        if source:
+            self.sample_sources[source] = self.sample_sources.get(source, 0) + 1
         self.invalidate_training()
         return True
 
@@ -176,6 +191,7 @@ class TeachSession:
         self.images.clear()
         self.origins.clear()
         self.problems.clear()
+        self.sample_sources.clear()
         self.invalidate_training()
 
     def import_folder(self, folder: str | Path, progress: ProgressCallback | None = None,
@@ -190,12 +206,18 @@ class TeachSession:
         added = 0
         for i, (sample, image) in enumerate(iter_images(samples, "keep", problems)):
             checkpoint(cancel)
-            added += self.add_image(image, str(sample.path))
+            added += self.add_image(image, str(sample.path), source=f"folder {Path(folder)}")
             report(progress, "importing", i + 1, len(samples))
         self.problems.extend(f"{p}: {m}" for p, m in problems)
         if isinstance(dataset, MVTecCategory) and not self.part_name:
             self.part_name = dataset.name
         return added
+
+    def samples_source(self) -> str:
+        """Where the good samples came from, in words (``"folder /data/bottle (209 images)"``)."""
+        if not self.sample_sources:
+            return f"{len(self.images)} samples" if self.images else "no samples yet"
+        return "; ".join(f"{src} ({n} image{'s' if n != 1 else ''})" for src, n in self.sample_sources.items())
 
     def samples_problem(self) -> str | None:
         if len(self.images) < MIN_IMAGES:
@@ -215,6 +237,20 @@ class TeachSession:
     def invalidate_training(self) -> None:
         self.result = None
         self.estimate = None
+        self._trained_key = None
+
+    def training_key(self) -> tuple:
+        """Everything the training depends on. The part's name, the source and the pixel size are not in
+        it: fixing them after training keeps the trained detector."""
+        return (self.detector_kind, repr(sorted(self.params.items())), self.validation_fraction, self.seed,
+                len(self.images), self._roi)
+
+    def drop_stale_training(self) -> bool:
+        """Discard the training if what it depends on changed since; True if it was discarded."""
+        if self.result is not None and self._trained_key != self.training_key():
+            self.invalidate_training()
+            return True
+        return False
 
     def train(self, progress: ProgressCallback | None = None, cancel: CancelToken | None = None,
               runtime: dict[str, Any] | None = None) -> TeachResult:
@@ -229,13 +265,14 @@ class TeachSession:
             detector_params=dict(self.params), min_defect_area_px=self.min_defect_area_px,
             preprocessing={"color_mode": info.color_mode, "roi": list(self._roi) if self._roi else None},
             pixel_size_mm=self.pixel_size_mm,
-            training_info={"source": self.source_uri, "validation_seed": self.seed,
+            training_info={"source": self.samples_source(), "camera": self.source_uri, "validation_seed": self.seed,
                            "origins": self.origins[:1000]},
             progress=progress, cancel=cancel, runtime=runtime)
         checkpoint(cancel)
         self.result = result
         self.estimate = result.estimate
         self.min_defect_area_px = result.estimate.min_defect_area_px
+        self._trained_key = self.training_key()
         return result
 
     @property

@@ -7,17 +7,14 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
-    QCheckBox,
     QDoubleSpinBox,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
-    QLineEdit,
     QListWidget,
     QListWidgetItem,
     QScrollArea,
-    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
@@ -26,6 +23,7 @@ from station.app.teach_session import detector_params
 from station.detectors.base import available_detectors
 from station.gui.roi_editor import RoiEditor
 from station.gui.teach.common import SessionPage
+from station.gui.teach.param_editors import editor_value, make_editor
 from station.gui.workers import Job
 
 if TYPE_CHECKING:
@@ -153,23 +151,9 @@ class DetectorPage(SessionPage):
             self.completeChanged.emit()
             return
         for spec in specs:
-            value = self.session.params.get(spec.name, spec.default)
-            if spec.kind is bool:
-                editor: QWidget = QCheckBox()
-                editor.setChecked(bool(value))
-            elif spec.kind is int:
-                editor = QSpinBox()
-                editor.setRange(-1_000_000, 1_000_000)
-                editor.setValue(int(value))
-            elif spec.kind is float:
-                editor = QDoubleSpinBox()
-                editor.setDecimals(4)
-                editor.setRange(-1e9, 1e9)
-                editor.setValue(float(value))
-            else:
-                editor = QLineEdit(str(value))
+            label, editor = make_editor(spec, self.session.params.get(spec.name, spec.default))
             self.editors[spec.name] = (editor, spec.kind)
-            self.params_form.addRow(spec.name.replace("_", " "), editor)
+            self.params_form.addRow(label, editor)
         if not self.editors:
             self.params_form.addRow(QLabel("no parameters"))
         self.completeChanged.emit()
@@ -181,20 +165,12 @@ class DetectorPage(SessionPage):
             self.validation_label.setText(f"{len(train)} samples to learn from, {len(val)} held out")
 
     def values(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for name, (editor, kind) in self.editors.items():
-            if kind is bool:
-                out[name] = editor.isChecked()
-            elif kind in (int, float):
-                out[name] = kind(editor.value())
-            else:
-                out[name] = editor.text()
-        return out
+        return {name: editor_value(editor, kind) for name, (editor, kind) in self.editors.items()}
 
     def isComplete(self) -> bool:
         return isinstance(self.params.get(self.session.detector_kind), list)
 
     def validatePage(self) -> bool:
         self.session.params = self.values()
-        self.session.invalidate_training()
+        self.session.drop_stale_training()  # the same detector and parameters keep their training
         return True

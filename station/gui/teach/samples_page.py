@@ -92,7 +92,7 @@ class SamplesPage(SessionPage):
         self.completeChanged.emit()
 
     def add_frame_image(self, image, origin: str) -> None:
-        if self.session.add_image(image, origin):
+        if self.session.add_image(image, origin, source=f"captured live from {self.session.source_uri}"):
             self.strip.append(image, str(len(self.session.images)), len(self.session.images) - 1)
 
     def _toggle_capture(self, on: bool) -> None:

@@ -9,7 +9,7 @@ from PySide6.QtWidgets import QComboBox, QGroupBox, QHBoxLayout, QLabel, QPushBu
 
 from station.gui.image_view import ImageCanvas
 from station.gui.live import LiveSession
-from station.gui.teach.common import SessionPage
+from station.gui.teach.common import EnterKey, SessionPage
 from station.gui.widgets import VerdictLabel
 
 if TYPE_CHECKING:
@@ -28,6 +28,8 @@ class ThresholdPage(SessionPage):
         self.preview_button.setCheckable(True)
         self.preview_source = QComboBox()
         self.preview_source.setEditable(True)
+        self.preview_source.setToolTip("The source of the preview frames; Enter starts the preview on it")
+        EnterKey(self.preview_source.lineEdit(), self.restart_preview)
         self.preview_view = ImageCanvas()
         self.preview_view.setMinimumSize(200, 200)
         self.preview_verdict = VerdictLabel()
@@ -100,6 +102,12 @@ class ThresholdPage(SessionPage):
         self.timer.start()
         self.preview_button.setChecked(True)
         self.preview_button.setText("Stop preview")
+
+    def restart_preview(self) -> None:
+        """The preview on the source now in the field (Enter in it)."""
+        self.stop_preview()
+        if self.preview_source.currentText().strip():
+            self.start_preview()
 
     def stop_preview(self) -> None:
         self.timer.stop()

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import logging
 
-from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QMessageBox, QWidget, QWizard
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QApplication, QMessageBox, QWidget, QWizard
 
 from station.app.context import StationContext
 from station.app.teach_session import TeachSession
@@ -49,10 +49,27 @@ class TeachWizard(QWizard):
         self.train_page = TrainPage(self)
         self.threshold_page = ThresholdPage(self)
         self.save_page = SavePage(self)
+        self._kept_focus: QWidget | None = None
         for page in (self.part_page, self.samples_page, self.detector_page, self.train_page,
                      self.threshold_page, self.save_page):
+            # QWizard answers completeChanged by hiding its pages for a moment (an anti-flicker
+            # widget); Qt then moves the keyboard focus to the next widget of the *window* -- for
+            # the wizard embedded in the main window, the tab bar -- and the keys typed next go
+            # there (typing "bottle" in the part name gave "b"). The slot connected before
+            # addPage() runs before QWizard's own and notes the focus; the one after gives it back.
+            page.completeChanged.connect(self._note_focus)
             self.addPage(page)
+            page.completeChanged.connect(self._restore_focus)
         self._closed = False
+
+    def _note_focus(self) -> None:
+        fw = QApplication.focusWidget()
+        self._kept_focus = fw if fw is not None and self.isAncestorOf(fw) else None
+
+    def _restore_focus(self) -> None:
+        kept, self._kept_focus = self._kept_focus, None
+        if kept is not None and kept.isVisible() and QApplication.focusWidget() is not kept:
+            kept.setFocus(Qt.FocusReason.OtherFocusReason)
 
     def report(self, where: str, message: str, details: str = "") -> None:
         if self._report is not None:
