@@ -152,7 +152,7 @@ def test_failures_to_start_are_raised_in_the_caller(demo_recipe, tmp_path):
     with pytest.raises(SourceError, match="not found"):
         missing.start()
     with pytest.raises(ValueError):
-        LivePipeline(open_source("synthetic://demo"))
+        LivePipeline(open_source("synthetic://demo"), demo_recipe, inspector_factory=broken)
 
 
 def test_the_inspector_lives_on_one_thread(demo_recipe):
@@ -236,7 +236,7 @@ def test_state_changes_reach_the_viewer(demo_recipe):
 
 def test_memory_stays_bounded(demo_recipe):
     """Latency windows and the result slot do not grow with the number of frames."""
-    pipe = LivePipeline(open_source("synthetic://demo?fps=0&count=30&size=128&jitter=0"),
+    pipe = LivePipeline(open_source("synthetic://demo?fps=0&count=30&jitter=0"),
                         inspector_factory=lambda: Inspector(demo_recipe))
     pipe.latency = type(pipe.latency)(size=10)
     pipe.start()

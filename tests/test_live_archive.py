@@ -18,13 +18,11 @@ def _noise(rng, shape=(64, 64, 3)):
 def test_images_are_written_as_png_and_read_back(tmp_path, rng):
     archive = ImageArchive(tmp_path / "img")
     image = _noise(rng)
-    when = time.time()
-    path = archive.submit(image, 17, "NG", when)
-    assert archive.flush(5)
-    archive.close()
+    path = archive.store(image, 17, "NG", time.time())
     assert path.is_file() and path.name.endswith("_17_NG.png") and path.parent.parent == tmp_path / "img"
     np.testing.assert_array_equal(load_image(path), image)
     assert archive.written == 1 and archive.usage_bytes == path.stat().st_size
+    assert "NG archive 0 of 1024 MB (1 images" in archive.describe()
 
 
 def test_ok_parts_are_sampled(tmp_path):
@@ -38,30 +36,14 @@ def test_ok_parts_are_sampled(tmp_path):
 def test_quota_deletes_the_oldest_first(tmp_path, rng):
     one = 64 * 64 * 3
     archive = ImageArchive(tmp_path, quota_mb=3.5 * one / 2**20)  # room for three images
-    paths = []
-    for i in range(6):
-        paths.append(archive.submit(_noise(rng), i, "NG", time.time() + i))
-        archive.flush(5)
-    archive.close()
+    paths = [archive.store(_noise(rng), i, "NG", time.time() + i) for i in range(6)]
     kept = sorted(p.name for p in tmp_path.glob("*/*.png"))
     assert kept == sorted(p.name for p in paths[3:])
     assert archive.deleted == 3 and archive.usage_bytes <= archive.quota_bytes
+    assert "3 so far" in archive.describe()
     # A new run takes stock of what is there and keeps enforcing the quota.
-    again = ImageArchive(tmp_path, quota_mb=1.5 * one / 2**20)
-    again.close()
+    ImageArchive(tmp_path, quota_mb=1.5 * one / 2**20)
     assert [p.name for p in tmp_path.glob("*/*.png")] == [paths[5].name]
-
-
-def test_a_full_writer_queue_skips_instead_of_piling_up(tmp_path, rng, monkeypatch):
-    archive = ImageArchive(tmp_path, queue_size=2)
-    gate = __import__("threading").Event()
-    real_write = archive._write
-    monkeypatch.setattr(archive, "_write", lambda p, im: (gate.wait(5), real_write(p, im)))
-    results = [archive.submit(_noise(rng), i, "NG") for i in range(6)]
-    gate.set()
-    archive.close()
-    assert results.count(None) >= 3 and archive.skipped >= 3
-    assert archive.written == 6 - archive.skipped
 
 
 def test_write_errors_do_not_stop_the_archive(tmp_path, rng):
@@ -69,9 +51,7 @@ def test_write_errors_do_not_stop_the_archive(tmp_path, rng):
     blocker.write_text("x")
     archive = ImageArchive(tmp_path)
     archive.root = blocker  # a path that cannot hold folders: every write fails
-    archive.submit(_noise(rng), 1, "NG")
-    archive.flush(5)
-    archive.close()
+    assert archive.store(_noise(rng), 1, "NG") is None
     assert archive.skipped == 1 and archive.written == 0
 
 

@@ -134,7 +134,7 @@ def test_ctrl_c_stops_cleanly(recipe_dir, tmp_path):
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 130, err
-    m = re.search(r"(\d+) inspected \(\d+ OK, \d+ NG, (\d+) failed\), (\d+) dropped of (\d+) acquired", err)
+    m = re.search(r"(\d+) inspected \(\d+ OK, \d+ NG\), (\d+) failed;.*; (\d+) dropped of (\d+) acquired", err)
     assert m, err
     inspected, failed, dropped, acquired = map(int, m.groups())
     assert inspected + failed + dropped == acquired

@@ -1,20 +1,25 @@
-"""Live inspection: a source feeding an inspector on two threads, with a results log and an archive.
+"""Live inspection: a source feeding an inspector on two threads, and one dispatch thread after them.
 
 ::
 
-    source --(acquisition thread)--> Handoff(capacity) --(inspection thread: Inspector)--> log, archive,
-                                                                                          latest_result()
+    source --(acquisition thread)--> Handoff(capacity) --(inspection thread: Inspector)--> latest_result()
+                                                                    |
+                                                                    +--> Dispatcher --(dispatch thread)-->
+                                                                         archive, results log, listeners
 
 - The acquisition thread owns the source (open, start, next_frame, stop, close).
 - The inspection thread owns the :class:`~station.core.inspection.Inspector` (and with it the model
-  and its device); it builds it itself, so no other thread ever touches the model.
+  and its device); it builds it itself, so no other thread ever touches the model. It does nothing
+  slow: the results log's fsync, PNG encoding and every listener run on the dispatch thread
+  (:mod:`station.live.dispatch`, which also documents the listener API).
 - The hand-off between them drops the oldest frame for a live source and blocks the reader of a
   replay, so a camera is never held up and a replay loses nothing.
 - Every frame is accounted for: ``acquired == inspected + failed + dropped`` once the run has ended.
+- A pipeline without a recipe or inspector only acquires (the teach-in's capture): each frame goes
+  to ``on_frame`` on the acquisition thread.
 
-Nothing here imports Qt: the GUI runs a :class:`LivePipeline` as it is and polls
-:meth:`LivePipeline.latest_result` / :meth:`LivePipeline.latest_frame` / :meth:`LivePipeline.stats`
-on a timer (or takes the ``on_result`` callback, which runs on the inspection thread).
+Nothing here imports Qt: the window's :class:`~station.live.session.LiveSession` and ``station
+inspect`` drive the same pipeline.
 """
 
 from __future__ import annotations
@@ -31,29 +36,15 @@ from station.acquisition.base import Frame, FrameSource, SourceState
 from station.core.inspection import InspectionResult, Inspector, recipe_runtime
 from station.core.recipe import Recipe
 from station.live.archive import ImageArchive
+from station.live.dispatch import Dispatcher
 from station.live.handoff import Closed, Handoff
-from station.live.results_db import ResultRow, ResultsLog
+from station.live.result import LiveResult, ResultListener
+from station.live.results_db import ResultsLog
 from station.live.stats import LatencyWindow, PipelineStats, RateMeter
 
 log = logging.getLogger(__name__)
 
-
-@dataclass
-class LiveResult:
-    """One frame's outcome. ``result`` is ``None`` when the inspection failed (see ``error``)."""
-
-    sequence: int  # increases by one per result: a viewer skips what it has already shown
-    frame: Frame
-    result: InspectionResult | None
-    error: str | None
-    latency_ms: float  # acquisition -> verdict
-    inspect_ms: float
-    row_id: int | None = None
-    image_path: str | None = None
-
-    @property
-    def verdict(self) -> str:
-        return self.result.verdict.value if self.result is not None else "ERROR"
+__all__ = ["LivePipeline", "LiveResult", "run_summary"]
 
 
 @dataclass
@@ -71,7 +62,7 @@ class LivePipeline:
         Any :class:`~station.acquisition.base.FrameSource` (opened here if it is not open yet).
     recipe
         The recipe to inspect with; the inspection thread builds ``Inspector(recipe)``. Or give
-        ``inspector_factory`` (called on the inspection thread) instead.
+        ``inspector_factory`` (called on the inspection thread) instead. Neither: acquisition only.
     results
         Where every verdict is recorded (optional).
     archive
@@ -82,10 +73,13 @@ class LivePipeline:
         Hand-off policy; default: drop for live sources, wait for replays.
     max_frames
         Stop after this many acquired frames (0: run until stopped or the source ends).
-    on_result
-        Called with each :class:`LiveResult` on the inspection thread; keep it short.
+    on_result, listeners
+        Called with each :class:`LiveResult` on the dispatch thread (see :mod:`station.live.dispatch`).
     on_state
         Called with ``(state, message)`` when the source's state changes (acquisition thread).
+    on_frame
+        Called with each acquired frame on the acquisition thread (keep it short); the only output
+        of a pipeline without an inspector.
     """
 
     def __init__(
@@ -100,14 +94,22 @@ class LivePipeline:
         drop_oldest: bool | None = None,
         max_frames: int = 0,
         frame_timeout: float = 0.25,
-        on_result: Callable[[LiveResult], None] | None = None,
+        on_result: ResultListener | None = None,
         on_state: Callable[[SourceState, str], None] | None = None,
+        listeners: list[ResultListener] | None = None,
+        on_frame: Callable[[Frame], None] | None = None,
     ) -> None:
-        if (recipe is None) == (inspector_factory is None):
-            raise ValueError("give either a recipe or an inspector_factory")
+        if recipe is not None and inspector_factory is not None:
+            raise ValueError("give either a recipe or an inspector_factory, not both")
         self.source = source
         self.recipe = recipe
-        self._factory = inspector_factory or (lambda: Inspector(recipe, **recipe_runtime(recipe)))  # type: ignore[arg-type]
+        self._factory: Callable[[], Inspector] | None = inspector_factory
+        if recipe is not None:
+            self._factory = lambda: Inspector(recipe, **recipe_runtime(recipe))
+        self.inspecting = self._factory is not None
+        self.on_frame = on_frame
+        self._listeners: list[ResultListener] = [*([on_result] if on_result else []), *(listeners or [])]
+        self.dispatcher: Dispatcher | None = None
         self.results = results
         self.archive = archive
         self.max_frames = int(max_frames)
@@ -116,9 +118,10 @@ class LivePipeline:
         self.on_state = on_state
         live = bool(getattr(source, "live", True))
         self.handoff: Handoff[_Item] = Handoff(queue_size, drop_oldest=live if drop_oldest is None else drop_oldest)
-        self.latency = LatencyWindow()
+        self.latency = LatencyWindow()  # acquisition -> verdict, inspected frames only (not failed ones)
         self.inspect_time = LatencyWindow()
-        self.db_time = LatencyWindow()
+        self._generation = 0
+        self._generation_lock = threading.Lock()
         self._rate = RateMeter()
         self._stats = PipelineStats()
         self._stats_lock = threading.Lock()
@@ -137,6 +140,7 @@ class LivePipeline:
         self._error_messages: set[str] = set()
         self._threads: list[threading.Thread] = []
         self._commands: queue.SimpleQueue[Callable[[Inspector], None]] = queue.SimpleQueue()
+        self._inspected_generation = 0  # the generation the inspector applies now (inspection thread)
         self._recipe_name = recipe.name if recipe is not None else None
         self._recipe_version = recipe.version if recipe is not None else None
 
@@ -148,7 +152,10 @@ class LivePipeline:
             raise RuntimeError("a pipeline runs once; create a new one")
         if hasattr(self.source, "add_state_listener"):
             self.source.add_state_listener(self._source_state_changed)
-        self._threads = [threading.Thread(target=self._inspect_loop, name="inspection", daemon=True),
+        if self.inspecting:
+            self.dispatcher = Dispatcher(self.results, self.archive, listeners=self._listeners)
+        loop = self._inspect_loop if self.inspecting else self._no_inspection
+        self._threads = [threading.Thread(target=loop, name="inspection", daemon=True),
                          threading.Thread(target=self._acquire_loop, name="acquisition", daemon=True)]
         for t in self._threads:
             t.start()
@@ -193,9 +200,43 @@ class LivePipeline:
         never touched from another thread)."""
         self._commands.put(command)
 
-    def set_threshold(self, threshold: float, min_defect_area_px: float | None = None) -> None:
-        """Change the decision threshold (and minimum defect area) from the next frame on."""
-        self.call_in_inspector(lambda inspector: inspector.set_threshold(threshold, min_defect_area_px))
+    def set_threshold(self, threshold: float, min_defect_area_px: float | None = None) -> int:
+        """Change the decision threshold (and minimum defect area) from the next frame on -- the one
+        way to do it while running. Returns the new *generation*: results carry the generation they
+        were inspected with, so a viewer drops those computed with the old threshold."""
+        with self._generation_lock:
+            self._generation += 1
+            generation = self._generation
+
+        def apply(inspector: Inspector) -> None:
+            inspector.set_threshold(threshold, min_defect_area_px)
+            self._inspected_generation = generation
+
+        self.call_in_inspector(apply)
+        return generation
+
+    @property
+    def generation(self) -> int:
+        """The newest generation asked for (see :meth:`set_threshold`)."""
+        return self._generation
+
+    # --- listeners ---------------------------------------------------------------------------------------
+    def add_listener(self, listener: ResultListener) -> None:
+        """Call ``listener(live)`` for each result on the dispatch thread (see :mod:`station.live.dispatch`)."""
+        if listener not in self._listeners:
+            self._listeners.append(listener)
+        if self.dispatcher is not None:
+            self.dispatcher.add_listener(listener)
+
+    def remove_listener(self, listener: ResultListener) -> None:
+        self._listeners = [fn for fn in self._listeners if fn != listener]
+        if self.dispatcher is not None:
+            self.dispatcher.remove_listener(listener)
+
+    @property
+    def db_time(self) -> LatencyWindow:
+        """The results log's write times (on the dispatch thread)."""
+        return self.dispatcher.db_time if self.dispatcher is not None else LatencyWindow()
 
     # --- what viewers read ------------------------------------------------------------------------------
     def latest_result(self) -> LiveResult | None:
@@ -221,8 +262,11 @@ class LivePipeline:
         state = getattr(self.source, "state", None)
         s.source_state = state.value if isinstance(state, SourceState) else str(state)
         s.reconnects = int(getattr(self.source, "reconnects", 0))
-        if self.archive is not None:
-            s.archived = self.archive.written
+        d = self.dispatcher
+        if d is not None:
+            s.db_rows, s.db_errors, s.archived = d.rows, d.db_errors, d.archived
+            s.undispatched, s.listener_errors, s.dispatch_backlog = d.undispatched, d.listener_errors, d.backlog
+            s.db_p95_ms = d.db_time.percentiles(95)[0]
         if self._error is not None:
             s.error = f"{type(self._error).__name__}: {self._error}"
         return s
@@ -267,6 +311,13 @@ class LivePipeline:
                 if self._first_frame_at is None:
                     self._first_frame_at = time.monotonic()
                 self._latest_frame = frame
+                if self.on_frame is not None:
+                    try:
+                        self.on_frame(frame)
+                    except Exception:
+                        log.exception("on_frame callback failed")
+                if not self.inspecting:
+                    continue
                 item = _Item(frame, now)
                 while not self.handoff.put(item, timeout=0.2):  # only a replay waits here
                     if self._stop.is_set() or self.handoff.closed:
@@ -285,7 +336,15 @@ class LivePipeline:
                     log.warning("closing the source: %s", exc)
             self._acquisition_done.set()
 
+    def _no_inspection(self) -> None:
+        """The inspection thread of an acquisition-only pipeline: nothing to build; it ends with the
+        acquisition, so :meth:`wait` and :attr:`running` mean the same as with an inspector."""
+        self._ready.set()
+        self._acquisition_done.wait()
+        self._finished.set()
+
     def _inspect_loop(self) -> None:
+        assert self._factory is not None
         try:
             inspector = self._factory()
             if self._recipe_name is None:
@@ -296,6 +355,8 @@ class LivePipeline:
             self._fail(exc)
             self._ready.set()
             self.handoff.close()
+            if self.dispatcher is not None:
+                self.dispatcher.close()
             self._finished.set()
             return
         self._ready.set()
@@ -316,8 +377,8 @@ class LivePipeline:
             self.handoff.discard()  # counted as dropped
         finally:
             self._last_done_at = time.monotonic()
-            if self.archive is not None:
-                self.archive.flush(timeout=10.0)
+            if self.dispatcher is not None and not self.dispatcher.close(timeout=30.0):
+                log.error("the dispatch thread did not finish: %d results not recorded", self.dispatcher.backlog)
             self._finished.set()
 
     def _run_commands(self, inspector: Inspector) -> None:
@@ -332,6 +393,7 @@ class LivePipeline:
                 log.exception("command for the inspector failed")
 
     def _process(self, inspector: Inspector, item: _Item) -> None:
+        """One frame on the inspection thread: inspect, count, hand the result to the dispatcher."""
         self._run_commands(inspector)
         frame = item.frame
         t0 = time.perf_counter()
@@ -348,32 +410,9 @@ class LivePipeline:
         done = time.perf_counter()
         inspect_ms = (done - t0) * 1000.0
         latency_ms = (done - item.acquired_at) * 1000.0
-        verdict = result.verdict.value if result is not None else "ERROR"
-        image_path = None
-        if self.archive is not None and self.archive.wants(verdict):
-            path = self.archive.submit(frame.image, frame.frame_id, verdict, frame.timestamp)
-            image_path = str(path) if path is not None else None
-        row_id = None
-        db_error = False
-        if self.results is not None:
-            label = frame.meta.get("label")
-            row = ResultRow(
-                time=frame.timestamp, source=frame.source, frame_id=frame.frame_id, verdict=verdict,
-                recipe=self._recipe_name, recipe_version=self._recipe_version,
-                score=result.score if result is not None else None,
-                threshold=result.threshold if result is not None else None,
-                regions=[r.to_dict() for r in result.regions] if result is not None else [],
-                latency_ms=round(latency_ms, 3), inspect_ms=round(inspect_ms, 3), image_path=image_path,
-                label=label if isinstance(label, str) else None, error=error)
-            t_db = time.perf_counter()
-            try:
-                row_id = self.results.record(row)
-            except Exception as exc:  # noqa: BLE001 - a full disk must not stop the verdicts
-                db_error = True
-                log.error("results log: %s", exc)
-            self.db_time.add((time.perf_counter() - t_db) * 1000.0)
-        self.latency.add(latency_ms)
-        self.inspect_time.add(inspect_ms)
+        if result is not None:  # a failed frame has no verdict: its time would flatter or spoil the figures
+            self.latency.add(latency_ms)
+            self.inspect_time.add(inspect_ms)
         self._rate.tick()
         with self._stats_lock:
             s = self._stats
@@ -385,19 +424,14 @@ class LivePipeline:
                     s.ng += 1
                 else:
                     s.ok += 1
-            if row_id is not None:
-                s.db_rows += 1
-            if db_error:
-                s.db_errors += 1
             self._sequence += 1
-            live = LiveResult(self._sequence, frame, result, error, latency_ms, inspect_ms, row_id, image_path)
+            live = LiveResult(self._sequence, frame, result, error, latency_ms, inspect_ms,
+                              generation=self._inspected_generation, done_at=time.monotonic(),
+                              recipe=self._recipe_name, recipe_version=self._recipe_version)
         self._latest = live
         self._last_done_at = time.monotonic()
-        if self.on_result is not None:
-            try:
-                self.on_result(live)
-            except Exception:
-                log.exception("on_result callback failed")
+        if self.dispatcher is not None:
+            self.dispatcher.put(live)
 
 
 def run_summary(stats: PipelineStats) -> dict[str, Any]:

@@ -1,4 +1,14 @@
-"""Running numbers of a live run: counts, throughput and latency percentiles, in bounded memory."""
+"""Running numbers of a live run: counts, throughput and latency percentiles, in bounded memory --
+the one set of definitions the pipeline, the window's shift counters and ``station inspect`` share.
+
+- *inspected*: frames with a verdict (OK or NG); *failed*: frames whose inspection raised (ERROR);
+  *dropped*: frames the source delivered that were never inspected (pushed out of the hand-off
+  because inspection fell behind, or still queued at a hard stop).
+- *yield*: OK parts of all parts judged or failed, ``ok / (ok + ng + failed)`` -- a part that could
+  not be inspected is not a good part, and is not silently left out either (:func:`yield_percent`).
+- *latency*: acquisition to verdict of inspected frames (the wait in the hand-off included, failed
+  frames excluded); *inspection*: the inspector alone.
+"""
 
 from __future__ import annotations
 
@@ -33,23 +43,34 @@ class LatencyWindow:
         return len(self._values)
 
 
+def yield_percent(ok: int, ng: int, failed: int = 0) -> float | None:
+    """OK parts as a share of all parts judged or failed (``None`` before the first part)."""
+    total = ok + ng + failed
+    return 100.0 * ok / total if total else None
+
+
 class RateMeter:
     """Events per second over the last ``window`` seconds."""
 
-    def __init__(self, window: float = 5.0) -> None:
-        self.window = window
+    def __init__(self, window: float = 5.0, clock=time.monotonic) -> None:
+        self.window = float(window)
+        self._clock = clock
         self._times: deque[float] = deque()
         self._lock = threading.Lock()
 
+    def reset(self) -> None:
+        with self._lock:
+            self._times.clear()
+
     def tick(self, now: float | None = None) -> None:
-        now = time.monotonic() if now is None else now
+        now = self._clock() if now is None else now
         with self._lock:
             self._times.append(now)
             while self._times and now - self._times[0] > self.window:
                 self._times.popleft()
 
     def rate(self, now: float | None = None) -> float:
-        now = time.monotonic() if now is None else now
+        now = self._clock() if now is None else now
         with self._lock:
             while self._times and now - self._times[0] > self.window:
                 self._times.popleft()
@@ -73,6 +94,10 @@ class PipelineStats:
     db_rows: int = 0
     db_errors: int = 0
     archived: int = 0
+    undispatched: int = 0  # results the dispatch thread was too far behind to record (stalled disk)
+    listener_errors: int = 0
+    dispatch_backlog: int = 0  # results waiting for the dispatch thread now
+    db_p95_ms: float | None = None  # the results log's write (on the dispatch thread)
     elapsed_s: float = 0.0  # since the first frame
     throughput_fps: float = 0.0  # inspected / elapsed
     recent_fps: float = 0.0  # over the last few seconds
@@ -92,6 +117,15 @@ class PipelineStats:
     def accounted(self) -> bool:
         return self.in_flight == 0
 
+    @property
+    def yield_percent(self) -> float | None:
+        return yield_percent(self.ok, self.ng, self.failed)
+
+    @property
+    def dropped_share(self) -> float:
+        """Dropped frames as a share of those acquired (0 before the first)."""
+        return self.dropped / self.acquired if self.acquired else 0.0
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -99,7 +133,9 @@ class PipelineStats:
         def ms(v: float | None) -> str:
             return "-" if v is None else f"{v:.1f}"
 
-        return (f"{self.inspected} inspected ({self.ok} OK, {self.ng} NG, {self.failed} failed), "
+        y = self.yield_percent
+        return (f"{self.inspected} inspected ({self.ok} OK, {self.ng} NG), {self.failed} failed; "
+                f"yield {'-' if y is None else f'{y:.1f} %'} (OK of inspected + failed); "
                 f"{self.dropped} dropped of {self.acquired} acquired in {self.elapsed_s:.1f} s: "
                 f"{self.throughput_fps:.1f} fps; latency p50 {ms(self.latency_p50_ms)} ms, "
                 f"p95 {ms(self.latency_p95_ms)} ms (inspection p50 {ms(self.inspect_p50_ms)} ms, "
