@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
+    QMessageBox,
     QPushButton,
     QStackedWidget,
     QVBoxLayout,
@@ -41,6 +42,7 @@ class TeachPanel(QWidget):
         self.report = report
         self.wizard: TeachWizard | None = None
         self.retune_recipe: Recipe | None = None
+        self._loaded_path: str | None = None  # the recipe the re-tune panel shows
 
         home = QWidget()
         new_button = QPushButton("Teach a new part…")
@@ -76,16 +78,20 @@ class TeachPanel(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.stack)
 
-        self.retune_pick.activated.connect(lambda _i: self.load_retune(self.retune_pick.currentData()))
+        self.retune_pick.activated.connect(lambda _i: self._pick_changed())
         self.retune_panel.estimate_changed.connect(self._retune_estimate)
         self.retune_save.clicked.connect(self.save_retune)
         self.fill_recipes()
 
     # --- wizard -----------------------------------------------------------------------------------
-    def open_wizard(self) -> TeachWizard:
+    def open_wizard(self) -> TeachWizard | None:
+        """The wizard (a new one, or the one already open); ``None`` if the engineer chose to stay with
+        an unsaved re-tune."""
         if self.wizard is not None:
             self.stack.setCurrentWidget(self.wizard)
             return self.wizard
+        if not self.settle_unsaved_retune("teaching a new part"):
+            return None
         wizard = TeachWizard(self.ctx, report=self.report)
         wizard.setWindowFlags(Qt.WindowType.Widget)  # embedded in the mode, not a separate dialog
         wizard.saved.connect(lambda path, use_now: self.recipe_saved.emit(str(path), bool(use_now)))
@@ -105,18 +111,61 @@ class TeachPanel(QWidget):
 
     # --- re-tune ----------------------------------------------------------------------------------
     def fill_recipes(self) -> None:
+        """List the recipes; the panel shows the one picked (the first, at the start), loaded -- an
+        unsaved re-tune of a recipe still listed stays as it is."""
         current = self.retune_pick.currentData()
+        self.retune_pick.blockSignals(True)
         self.retune_pick.clear()
         for entry in list_recipes(self.ctx.models_dir):
             self.retune_pick.addItem(entry.label, str(entry.path))
         i = self.retune_pick.findData(current)
-        if i >= 0:
-            self.retune_pick.setCurrentIndex(i)
+        self.retune_pick.setCurrentIndex(i if i >= 0 else (0 if self.retune_pick.count() else -1))
+        self.retune_pick.blockSignals(False)
+        shown = self.retune_pick.currentData()
+        if shown != self._loaded_path or (shown is None and self.retune_recipe is not None):
+            self.load_retune(shown)
+
+    @property
+    def retune_unsaved(self) -> bool:
+        """A minimum area was changed on the re-tune panel and not saved."""
+        return self.retune_save.isEnabled()
+
+    def ask_unsaved(self, doing: str) -> str:
+        """``"save"``, ``"discard"`` or ``"cancel"`` (the dialog; tests replace it)."""
+        buttons = QMessageBox.StandardButton
+        answer = QMessageBox.question(
+            self, "Unsaved re-tune",
+            f"The re-tuned minimum defect area of {self.retune_recipe.label} is not saved. Save it as a new "
+            f"version before {doing}?", buttons.Save | buttons.Discard | buttons.Cancel, buttons.Save)
+        return {buttons.Save: "save", buttons.Discard: "discard"}.get(answer, "cancel")
+
+    def settle_unsaved_retune(self, doing: str) -> bool:
+        """Before something replaces the re-tune: ask about an unsaved change. True to go on."""
+        if not self.retune_unsaved:
+            return True
+        answer = self.ask_unsaved(doing)
+        if answer == "save":
+            return self.save_retune() is not None
+        if answer == "discard":
+            self.load_retune(self._loaded_path)
+            return True
+        return False
+
+    def _pick_changed(self) -> None:
+        path = self.retune_pick.currentData()
+        if path == self._loaded_path:
+            return
+        if not self.settle_unsaved_retune("showing another recipe"):
+            self.retune_pick.setCurrentIndex(max(0, self.retune_pick.findData(self._loaded_path)))
+            return
+        self.load_retune(self.retune_pick.currentData())
 
     def load_retune(self, path: str | None) -> None:
         self.retune_recipe = None
+        self._loaded_path = path
         self.retune_save.setEnabled(False)
         if not path:
+            self.retune_info.setText("No recipe yet: teach a part first.")
             return
         try:
             recipe = load_recipe(path)
@@ -146,6 +195,7 @@ class TeachPanel(QWidget):
         except Exception as exc:  # noqa: BLE001
             self.report("recipe", f"re-tuned recipe not saved: {exc}", "")
             return None
+        self.retune_save.setEnabled(False)  # saved: nothing left to lose while the list is refilled
         self.fill_recipes()
         self.retune_pick.setCurrentIndex(self.retune_pick.findData(str(new.path)))
         self.load_retune(str(new.path))
