@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from station.app.paths import AppPaths
+from station.cli import lineio_options
 
 
 def default_db() -> str:
@@ -63,6 +64,7 @@ def register(subparsers: Any) -> None:
                    help="which verdicts to print (default: %(default)s)")
     p.add_argument("--stats-every", type=float, default=5.0, help="seconds between progress lines, 0: none (default: %(default)s)")
     p.add_argument("--json", metavar="FILE", help="write the final statistics as JSON")
+    lineio_options.add_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -95,19 +97,44 @@ def run(args: argparse.Namespace) -> int:
         part = Path(args.recipe)
         print(f"teaching the demo part into {part} ({args.demo_detector}) ...", file=sys.stderr)
         teach_demo_recipe(part.parent, args.demo_detector, part=part.name)
+    from station.lineio.config import LineConfigError
+    from station.lineio.hub import LineIO, describe_outputs
+
     recipe = load_recipe(args.recipe)
     source = open_source(args.source)
     runtime = recipe_runtime(recipe, device=args.device)
+    try:
+        line_config = lineio_options.line_config(args)
+    except LineConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if line_config.active() and args.no_db:
+        print("error: the line outputs send from the results log; drop --no-db", file=sys.stderr)
+        return 2
     try:
         results = None if args.no_db else ResultsLog(args.db, durability=args.durability)
     except ResultsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    line = None
+    if line_config.active() or line_config.trigger_mode:
+        try:
+            line = LineIO(line_config, args.db, cert_dir=AppPaths.default().home / "pki", record=results.record,
+                          recipe=(recipe.name, recipe.version), on_auth_failure=lineio_options.audit_refused_login)
+        except LineConfigError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            results.close()
+            return 2
+        source = line.wrap_source(source)
+        print(f"line I/O as {line_config.station_id}: {describe_outputs(line_config)}"
+              f"{'; trigger mode' if line_config.trigger_mode else ''}", file=sys.stderr)
     archive = None if args.no_archive else ImageArchive(args.archive, quota_mb=args.archive_quota_mb,
                                                          ok_every=args.archive_ok_every)
     out_lock = threading.Lock()
 
     def on_result(live: Any) -> None:
+        if line is not None:
+            line.on_result(live)
         if args.show == "none" or (args.show == "ng" and live.verdict == "OK"):
             return
         with out_lock:
@@ -120,6 +147,11 @@ def run(args: argparse.Namespace) -> int:
     pipeline = LivePipeline(source, inspector_factory=lambda: Inspector(recipe, **runtime), results=results,
                             archive=archive, queue_size=args.queue, max_frames=args.frames,
                             on_result=on_result, on_state=on_state)
+    if line is not None:
+        part = Path(args.recipe).resolve()
+        line.control.recipe_selector = lineio_options.recipe_selector(
+            pipeline, part.parent if versions(part) else part.parent.parent, args.device, line.control)
+        line.start()
     stop_requested = threading.Event()
     previous_term = None
     if threading.current_thread() is threading.main_thread():
@@ -137,6 +169,8 @@ def run(args: argparse.Namespace) -> int:
                     s = pipeline.stats()
                     with out_lock:
                         print(f"[{s.source_state}] {s.summary()}", file=sys.stderr, flush=True)
+                        for text in line.summary_lines() if line is not None else ():
+                            print(f"  {text}", file=sys.stderr, flush=True)
         except KeyboardInterrupt:
             interrupted = True
             print("stopping ...", file=sys.stderr, flush=True)
@@ -144,6 +178,10 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if previous_term is not None:
             signal.signal(signal.SIGTERM, previous_term)
+        if line is not None:
+            line.stop(drain_s=5.0)
+            for text in line.summary_lines():
+                print(f"line I/O: {text}", file=sys.stderr)
         if archive is not None:
             archive.close()
         if results is not None:

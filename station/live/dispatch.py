@@ -156,4 +156,5 @@ def row_for(live: LiveResult) -> ResultRow:
         regions=[r.to_dict() for r in result.regions] if result is not None else [],
         # a failed frame has no verdict, so no acquisition-to-verdict latency: kept out of the figures
         latency_ms=round(live.latency_ms, 3) if result is not None else None,
-        inspect_ms=round(live.inspect_ms, 3), image_path=live.image_path, label=live.label, error=live.error)
+        inspect_ms=round(live.inspect_ms, 3), image_path=live.image_path, label=live.label, error=live.error,
+        trigger_id=frame.meta.get("trigger_id"))  # the line trigger that asked for this frame, if any

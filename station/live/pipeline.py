@@ -427,7 +427,7 @@ class LivePipeline:
             self._sequence += 1
             live = LiveResult(self._sequence, frame, result, error, latency_ms, inspect_ms,
                               generation=self._inspected_generation, done_at=time.monotonic(),
-                              recipe=self._recipe_name, recipe_version=self._recipe_version)
+                              recipe=inspector.recipe.name, recipe_version=inspector.recipe.version)
         self._latest = live
         self._last_done_at = time.monotonic()
         if self.dispatcher is not None:

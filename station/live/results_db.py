@@ -38,7 +38,7 @@ from typing import IO, Any
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: trigger_id (the line's trigger that asked for the frame)
 DURABILITY = {"full": "FULL", "normal": "NORMAL"}
 
 _SCHEMA = """
@@ -60,13 +60,14 @@ CREATE TABLE IF NOT EXISTS inspections (
     inspect_ms     REAL,  -- the inspection alone
     image_path     TEXT,  -- archived PNG, if any
     label          TEXT,  -- ground truth when the source knows it (replay, synthetic)
-    error          TEXT
+    error          TEXT,
+    trigger_id     TEXT   -- the trigger (PLC, OPC UA, Modbus, camera) that asked for this frame, if any
 );
 CREATE INDEX IF NOT EXISTS inspections_time ON inspections (time);
 """
 
 COLUMNS = ("id", "time", "time_local", "source", "frame_id", "recipe", "recipe_version", "verdict", "score",
-           "threshold", "n_regions", "regions", "latency_ms", "inspect_ms", "image_path", "label", "error")
+           "threshold", "n_regions", "regions", "latency_ms", "inspect_ms", "image_path", "label", "error", "trigger_id")
 
 
 class ResultsError(Exception):
@@ -91,6 +92,7 @@ class ResultRow:
     image_path: str | None = None
     label: str | None = None
     error: str | None = None
+    trigger_id: str | None = None
 
 
 def local_iso(t: float) -> str:
@@ -131,10 +133,12 @@ class ResultsLog:
             with self._conn:
                 self._conn.executescript(_SCHEMA)
                 row = self._conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-                if row is None:
-                    self._conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-                elif int(row[0]) > SCHEMA_VERSION:
+                if row is not None and int(row[0]) > SCHEMA_VERSION:
                     raise ResultsError(f"{self.path}: written by a newer station (results schema {row[0]})")
+                columns = {r[1] for r in self._conn.execute("PRAGMA table_info(inspections)")}
+                if "trigger_id" not in columns:  # schema 1 -> 2
+                    self._conn.execute("ALTER TABLE inspections ADD COLUMN trigger_id TEXT")
+                self._conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         except sqlite3.DatabaseError as exc:
             raise ResultsError(f"{self.path}: not a usable results database ({exc})") from exc
 
@@ -143,7 +147,7 @@ class ResultsLog:
         regions = json.dumps(row.regions, separators=(",", ":"))
         values = (row.time, local_iso(row.time), row.source, int(row.frame_id), row.recipe, row.recipe_version,
                   row.verdict, row.score, row.threshold, len(row.regions), regions, row.latency_ms,
-                  row.inspect_ms, row.image_path, row.label, row.error)
+                  row.inspect_ms, row.image_path, row.label, row.error, row.trigger_id)
         with self._lock, self._conn:  # the connection's context manager commits (or rolls back)
             cur = self._conn.execute(
                 f"INSERT INTO inspections ({', '.join(COLUMNS[1:])}) VALUES ({', '.join('?' * (len(COLUMNS) - 1))})",
@@ -227,7 +231,8 @@ def query(path: str | Path, since: float | None = None, until: float | None = No
     if source:
         where.append("source = ?")
         args.append(source)
-    sql = f"SELECT {', '.join(COLUMNS)} FROM inspections"
+    present = {r[1] for r in conn.execute("PRAGMA table_info(inspections)")}  # a schema-1 file lacks trigger_id
+    sql = f"SELECT {', '.join(c if c in present else f'NULL AS {c}' for c in COLUMNS)} FROM inspections"
     if where:
         sql += " WHERE " + " AND ".join(where)
     sql += f" ORDER BY time {'DESC' if newest_first else 'ASC'}, id {'DESC' if newest_first else 'ASC'}"
