@@ -188,7 +188,8 @@ def test_a_trigger_whose_frame_never_comes_times_out_with_the_configured_verdict
 
 
 def test_camera_trigger_on_a_camera_without_one_says_not_available():
-    from station.acquisition.genicam import GenICamSource, simulated_producer
+    from station.acquisition.genicam import GenICamSource
+    from station.acquisition.gentl import simulated_producer
 
     if simulated_producer() is None:
         pytest.skip("viky.cti (genicam package) not installed")
