@@ -8,6 +8,7 @@ Nothing here imports torch until a function needs it.
 
 from __future__ import annotations
 
+from station.weights.backbones import TAPS, BackboneTaps, backbone_taps
 from station.weights.catalogue import BACKBONES, PublishedWeights, find_published, published_weights
 from station.weights.errors import WeightsError
 from station.weights.resolve import RANDOM, how_to_get, load_recorded, load_weights
@@ -15,7 +16,8 @@ from station.weights.state import file_sha256, random_state_dict, read_state_dic
 from station.weights.store import HOME_ENV, StoredWeights, WeightsStore, station_home, weights_dir
 
 __all__ = [
-    "BACKBONES", "HOME_ENV", "RANDOM", "PublishedWeights", "StoredWeights", "WeightsError", "WeightsStore",
+    "BACKBONES", "HOME_ENV", "RANDOM", "TAPS", "BackboneTaps", "PublishedWeights", "StoredWeights", "WeightsError",
+    "WeightsStore", "backbone_taps",
     "file_sha256", "find_published", "how_to_get", "load_recorded", "load_weights", "published_weights",
     "random_state_dict", "read_state_dict", "station_home", "tensor_fingerprint", "weights_dir",
 ]

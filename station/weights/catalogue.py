@@ -13,14 +13,12 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from station.weights.backbones import TAPS
 from station.weights.errors import WeightsError
 
-# Backbones PatchCore can use: the torchvision builder's name -> the weights the paper used.
-BACKBONES: dict[str, str] = {
-    "wide_resnet50_2": "IMAGENET1K_V1",  # Roth et al. 2022 (and anomalib) use WideResNet-50-2
-    "resnet18": "IMAGENET1K_V1",  # a light option for small PCs and for tests
-    "resnet50": "IMAGENET1K_V1",
-}
+# Backbones PatchCore can use: the torchvision builder's name -> the weights "imagenet" means
+# (the paper's for WideResNet-50-2); where their features are tapped: ``backbones.TAPS``.
+BACKBONES: dict[str, str] = {name: t.default_weights for name, t in TAPS.items()}
 
 _HASH_IN_NAME = re.compile(r"-([a-f0-9]+)\.")  # as torch.hub's HASH_REGEX
 

@@ -1,8 +1,9 @@
 """Reading, checking and fingerprinting backbone state dicts -- never with pickles.
 
 A weights file is a torchvision-format state dict: ``.pth``/``.pt`` read with
-``torch.load(..., weights_only=True)``, or ``.safetensors``. Only the layers PatchCore uses (the stem
-and ``layer1`` to ``layer3``) must be present; ``layer4`` and ``fc`` may be missing.
+``torch.load(..., weights_only=True)``, or ``.safetensors``. Only the modules the feature extractor
+runs must be present (up to the last tap, ``backbones.TAPS``: for a ResNet the stem and ``layer1`` to
+``layer3``); the rest (``layer4``, ``fc``, a MobileNet's later blocks and ``classifier``) may be missing.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from station.weights.backbones import TAPS
 from station.weights.catalogue import BACKBONES, check_backbone
 from station.weights.errors import WeightsError
 
-# Prefixes of the parameters PatchCore never runs (it stops after layer3).
+# Prefixes left out of the fingerprint of random weights (kept as they were for ResNet recipes).
 UNUSED_PREFIXES = ("layer4.", "fc.")
 _WRAPPER_KEYS = ("state_dict", "model", "model_state_dict")
 _HASH_CACHE: dict[tuple[str, int, int], str] = {}
@@ -89,8 +91,9 @@ def expected_shapes(backbone: str) -> dict[str, tuple[int, ...]]:
 def check_state_dict(state: Mapping[str, Any], backbone: str) -> list[str]:
     """Problems that stop ``state`` from loading into ``backbone`` (empty list: it fits)."""
     problems = []
+    taps = TAPS[backbone]
     for key, shape in expected_shapes(backbone).items():
-        if key.startswith(UNUSED_PREFIXES) or key.endswith("num_batches_tracked"):
+        if not taps.uses(key) or key.endswith("num_batches_tracked"):
             continue
         if key not in state:
             problems.append(f"missing {key}")

@@ -26,7 +26,7 @@ from station.detectors.patchcore.coreset import greedy_coreset, nearest_in_bank,
 from station.detectors.patchcore.embedding import LAYOUTS, PatchEmbedding
 from station.detectors.patchcore.geometry import InputGeometry, as_size
 from station.detectors.patchcore.network import PatchCoreNet, feature_grid
-from station.weights import BACKBONES, load_recorded, load_weights
+from station.weights import BACKBONES, TAPS, load_recorded, load_weights
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,9 @@ class PatchCore:
     Parameters
     ----------
     backbone
-        ``"wide_resnet50_2"`` (the paper's), ``"resnet18"`` (light) or ``"resnet50"``.
+        A torchvision builder from ``station.weights.TAPS``: ``"wide_resnet50_2"`` (the paper's),
+        ``"resnet18"``, ``"resnet50"``, or the light CPU backbones ``"mobilenet_v2"``,
+        ``"mobilenet_v3_large"`` and ``"efficientnet_b0"``.
     weights
         ``"imagenet"`` (torchvision's ImageNet weights, downloaded on first use), a torchvision weights
         name (``"IMAGENET1K_V2"``), imported custom weights (``"custom:<sha256 prefix>"``, their name,
@@ -53,7 +55,10 @@ class PatchCore:
         authors' code; ``"concat"``: anomalib's 3x3 average pooling and concatenation (1536-d for
         WideResNet-50-2).
     embedding_dim
-        Feature dimension of the ``"paper"`` layout (1024 in the paper).
+        Feature dimension of the ``"paper"`` layout; default 1024 (the paper's) for ResNets and 256 for
+        the light backbones, whose taps have only 128-152 channels: on bottle with real ImageNet
+        MobileNetV2 weights 256 measured as well as 1024 (image ROC AUC 1.000, pixel 0.983, AU-PRO
+        0.950 against 1.000 / 0.981 / 0.942) for a quarter of the nearest-neighbour work.
     input_size, crop_size
         Resize every image to ``input_size`` (one number or ``[h, w]``), then centre-crop to
         ``crop_size`` if given (the paper: 256 and 224). Without a crop the whole frame is inspected.
@@ -96,7 +101,7 @@ class PatchCore:
         backbone: str = "wide_resnet50_2",
         weights: str = "imagenet",
         layout: str = "paper",
-        embedding_dim: int = 1024,
+        embedding_dim: int | None = None,
         input_size: int | Sequence[int] = 256,
         crop_size: int | Sequence[int] | None = None,
         interpolation: str = "bilinear",
@@ -120,6 +125,8 @@ class PatchCore:
             raise ValueError(f"unknown layout {layout!r}; use one of {', '.join(LAYOUTS)}")
         if not 0.0 < float(coreset_ratio) <= 1.0:
             raise ValueError(f"coreset_ratio must be in (0, 1], got {coreset_ratio}")
+        if embedding_dim is None:
+            embedding_dim = default_embedding_dim(backbone)
         if int(embedding_dim) < 1 or int(coreset_dim) < 1 or int(num_neighbors) < 1 or int(batch_size) < 1:
             raise ValueError("embedding_dim, coreset_dim, num_neighbors and batch_size must be positive")
         if float(sigma) < 0:
@@ -419,6 +426,11 @@ class PatchCore:
         log.info("PatchCore ONNX model: %s", "int8 backbone" if use_int8 else "float32")
         self._onnx = OnnxRunner(int8_path if use_int8 else path, self.device.device, self.threads)
         self.onnx_model = "int8" if use_int8 else "float32"
+
+
+def default_embedding_dim(backbone: str) -> int:
+    """The ``"paper"`` layout's dimension when none is given (see :class:`PatchCore`)."""
+    return 1024 if TAPS[backbone].family == "resnet" else 256
 
 
 class _PatchStore:

@@ -182,8 +182,10 @@ class PatchCoreNet(nn.Module):
 
 
 def feature_grid(input_hw: tuple[int, int]) -> tuple[int, int]:
-    """``layer2``'s grid for an input size (stride 8 of a torchvision ResNet)."""
+    """The stride-8 tap's grid for an input size (every backbone in ``backbones.TAPS``)."""
     h, w = input_hw
-    for _ in range(3):  # conv1 (stride 2), maxpool (2), layer2 (2): each ceil((n - 1) / 2) + 1 for odd
+    # three stride-2 steps with odd kernels padded by half (a ResNet's conv1, maxpool and layer2; a
+    # MobileNet's or EfficientNet's first three strided convolutions): each floor((n - 1) / 2) + 1
+    for _ in range(3):
         h, w = math.floor((h - 1) / 2) + 1, math.floor((w - 1) / 2) + 1
     return h, w

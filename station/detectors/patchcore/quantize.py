@@ -3,7 +3,7 @@
 The convolutions of the backbone are ~85 % of PatchCore's CPU time and run at the float32 peak of
 the cores; in int8 they run on the CPU's integer dot-product units (VNNI on AVX-512/AVX2 CPUs):
 on bottle, 2 cores, the whole frame went from 149 ms to 56 ms p50 (docs/benchmarks.md). Only the
-backbone is quantized -- its ``Conv``, ``Relu``, ``Add`` and ``MaxPool`` nodes, so that ONNX Runtime
+backbone is quantized -- its ``Conv``, ``Relu``/``Clip``, ``Add`` and ``MaxPool`` nodes, so that ONNX Runtime
 fuses every convolution with its neighbours into one ``QLinearConv`` -- while the normalisation, the
 patch aggregation and projection, the memory bank, the nearest-neighbour search, the image score and
 the map smoothing stay float32.
@@ -32,7 +32,8 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 INT8_FILE = "patchcore_int8.onnx"
-QUANTIZED_OPS = ("Conv", "Relu", "Add", "MaxPool")
+# Clip is MobileNetV2's ReLU6: quantized, it folds into the range of the convolution before it.
+QUANTIZED_OPS = ("Conv", "Relu", "Clip", "Add", "MaxPool")
 BACKBONE_SCOPE = "extractor"  # the FeatureExtractor's attribute name in PatchCoreNet
 CALIBRATION_IMAGES = 32  # default number of good images the ranges are taken from
 
