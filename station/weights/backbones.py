@@ -12,12 +12,11 @@ resolution for small defects -- the *last* block of the stride-8 and of the stri
 
 - ResNet family: ``layer2`` (stride 8) and ``layer3`` (stride 16), the paper's choice.
 - ``mobilenet_v2``: ``features[6]`` (end of the 32-channel stride-8 stage) and ``features[13]`` (end of
-  the 96-channel stride-16 stage). Measured on bottle with real ImageNet weights (docs/benchmarks.md):
-  the end of the stride-16 stage (``features[13]``, 96 ch) beats the end of its 64-channel half
-  (``features[10]``) on pixel ROC AUC; taps deeper than stride 16 lose the resolution.
+  the 96-channel stride-16 stage); measured against other taps on bottle with real ImageNet weights
+  in docs/benchmarks.md.
 - ``mobilenet_v3_large``: ``features[6]`` (end of the 40-channel stride-8 stage) and ``features[12]``
-  (end of the 112-channel stride-16 stage) -- the same rule, the next modern light backbone torchvision
-  publishes ImageNet weights for (Howard et al. 2019; a third of MobileNetV2's multiply-adds to the tap).
+  (end of the 112-channel stride-16 stage), by the same rule; the modern light backbone torchvision
+  publishes ImageNet weights for with the fewest multiply-adds to its taps.
 - ``efficientnet_b0``: ``features[3]`` (40 ch, stride 8) and ``features[5]`` (112 ch, stride 16).
 """
 
