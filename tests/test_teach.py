@@ -48,7 +48,9 @@ def test_cancel_raises_and_leaves_nothing(images, tmp_path):
 def test_input_checks(images):
     with pytest.raises(ValueError, match="validation"):
         teach("x", images[:4], [], "test-zscore")
-    with pytest.raises(ValueError, match="one size"):
-        teach("x", images[:4], [images[5][:32]], "test-zscore")
+    # another size is no longer an error: it is fitted to the working size and its map comes back at its own
+    mixed = teach("x", images[:4], [images[5][:32]], "test-zscore")
+    assert mixed.validation_maps[0].shape == images[5][:32].shape[:2]
+    assert "other sizes than the first" in mixed.notes[0]
     with pytest.raises(ValueError, match="at least one"):
         teach("x", [], images[:2], "test-zscore")

@@ -24,7 +24,8 @@ def parse_param(text: str) -> tuple[str, Any]:
 
 def add_param_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--param", "-p", action="append", type=parse_param, default=[], metavar="KEY=VALUE",
-                        help="a detector parameter, repeatable (e.g. -p coreset_ratio=0.01)")
+                        help="a detector parameter, repeatable (e.g. -p coreset_ratio=0.01); also the image "
+                             "geometry: -p fit=resize|pad|tiles, -p work_size=256 or [h,w], -p tile_overlap=0.25")
 
 
 def parse_roi(text: str) -> list[int]:

@@ -75,6 +75,8 @@ def run(args: argparse.Namespace) -> int:
                        "validation_fraction": args.validation_fraction, "max_images": args.max_images,
                        "skipped": [str(p) for p, _ in problems]},
         progress=ProgressPrinter(), runtime=runtime)
+    for note in result.notes:
+        print(note)
     folder = save_recipe(result.recipe, args.out)
     if args.export_onnx:
         from station.cli.export import export_recipe

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from station.core.datasets import MVTecCategory, Problems, Sample, iter_images, load_ground_truth
+from station.core.geometry import GeometryError
 from station.core.inspection import InspectionResult, Inspector
 from station.core.metrics import (
     PixelCurves,
@@ -88,7 +89,9 @@ def evaluate(
 
     ``on_image(sample, image, result, mask)`` is called for each image as it is scored (``mask``: the
     ground truth over what was inspected, i.e. cropped to a region of interest; the report
-    writer uses it for overlays, the GUI for live updates).
+    writer uses it for overlays, the GUI for live updates). Images of any size are scored at their
+    own resolution (the recipe's geometry maps the maps back), so the pixel metrics compare against
+    the masks as they are; an image of a size the recipe cannot serve is left out and reported.
     """
     problems = category.problems
     samples = category.test()
@@ -99,7 +102,13 @@ def evaluate(
     batch: list[tuple[Sample, np.ndarray]] = []
 
     def flush() -> None:
-        results = inspector.inspect_batch([im for _, im in batch])
+        try:
+            results = inspector.inspect_batch([im for _, im in batch])
+        except GeometryError as exc:  # a size this recipe cannot serve: those images are left out, said why
+            for sample, _ in batch:
+                problems.add(sample.path, f"not inspected: {exc}")
+            batch.clear()
+            return
         for (sample, image), res in zip(batch, results, strict=True):
             amap = res.anomaly_map
             # with a region of interest the map covers only it: so do the pixel metrics

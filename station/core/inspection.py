@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from station.core.geometry import Geometry, predict_in_geometry
 from station.core.images import convert_color
 from station.core.recipe import Recipe
 from station.core.regions import DefectRegion, Verdict, find_regions, shift_region, verdict_for
@@ -135,6 +136,7 @@ class Inspector:
         self.detector = detector if detector is not None else detector_from_recipe(recipe, **runtime)
         self.threshold = float(recipe.threshold)
         self.min_defect_area_px = float(recipe.min_defect_area_px)
+        self.geometry = Geometry.from_dict(recipe.preprocessing.get("geometry"))
 
     def set_threshold(self, threshold: float, min_defect_area_px: float | None = None) -> None:
         self.threshold = float(threshold)
@@ -148,10 +150,11 @@ class Inspector:
         """Inspect images of one size together (faster on a GPU); latency is per image."""
         t0 = time.perf_counter()
         prepared = [preprocess(im, self.recipe.preprocessing) for im in images]
-        pred = self.detector.predict(prepared)
+        # any image size: the recipe's geometry maps to the detector's and back to these pixels
+        maps, scores = predict_in_geometry(self.detector.predict, prepared, self.geometry, self.recipe.label)
         roi = self.recipe.preprocessing.get("roi")
         results = [InspectionResult.from_map(amap, score, self.threshold, self.min_defect_area_px, roi)
-                   for amap, score in zip(pred.anomaly_maps, pred.scores, strict=True)]
+                   for amap, score in zip(maps, scores, strict=True)]
         per_image = (time.perf_counter() - t0) * 1000.0 / max(1, len(images))
         for r in results:
             r.latency_ms = per_image

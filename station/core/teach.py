@@ -15,6 +15,14 @@ from typing import Any
 import cv2
 import numpy as np
 
+from station.core.geometry import (
+    Geometry,
+    choose_geometry,
+    predict_in_geometry,
+    size_notice,
+    split_geometry_params,
+    to_working,
+)
 from station.core.inspection import preprocess
 from station.core.progress import CancelToken, ProgressCallback, checkpoint, report
 from station.core.recipe import VALIDATION_PREFIX, Recipe
@@ -26,8 +34,18 @@ DEFAULT_VALIDATION_FRACTION = 0.1
 DEFAULT_MIN_AREA_FRACTION = 0.001  # a default minimum defect area: 0.1 % of the inspected area
 
 
+class TeachError(ValueError):
+    """The images or parameters given to teach cannot be used; the message says why and what to do."""
+
+
 def default_min_defect_area(shape: tuple[int, int]) -> float:
     return max(1.0, round(shape[0] * shape[1] * DEFAULT_MIN_AREA_FRACTION))
+
+
+def typical_shape(shapes: Sequence[tuple[int, ...]]) -> tuple[int, int]:
+    """The median ``(h, w)`` of a set of image shapes (of one size: that size)."""
+    hw = np.array([s[:2] for s in shapes], dtype=np.float64)
+    return int(round(np.median(hw[:, 0]))), int(round(np.median(hw[:, 1])))
 
 
 @dataclass
@@ -37,6 +55,7 @@ class TeachResult:
     estimator: ThresholdEstimator
     estimate: ThresholdEstimate
     validation_maps: list[np.ndarray] = field(repr=False)
+    notes: list[str] = field(default_factory=list)  # for the user: e.g. how images of mixed sizes were fitted
 
 
 def predict_maps(
@@ -46,15 +65,18 @@ def predict_maps(
     progress: ProgressCallback | None = None,
     cancel: CancelToken | None = None,
     stage: str = "scoring",
+    geometry: Geometry | None = None,
 ) -> tuple[list[np.ndarray], list[float]]:
-    """Anomaly maps and image scores of ``images`` in batches, with progress and cancel points."""
+    """Anomaly maps (at each image's own size) and image scores of ``images`` in batches, with
+    progress and cancel points."""
+    geometry = geometry or Geometry()
     maps: list[np.ndarray] = []
     scores: list[float] = []
     for start in range(0, len(images), batch_size):
         checkpoint(cancel)
-        pred = detector.predict(images[start:start + batch_size])
-        maps.extend(np.asarray(m, dtype=np.float32) for m in pred.anomaly_maps)
-        scores.extend(float(s) for s in pred.scores)
+        m, sc = predict_in_geometry(detector.predict, images[start:start + batch_size], geometry)
+        maps.extend(m)
+        scores.extend(sc)
         report(progress, stage, len(maps), len(images))
     return maps, scores
 
@@ -73,29 +95,40 @@ def teach(
     cancel: CancelToken | None = None,
     runtime: dict[str, Any] | None = None,
 ) -> TeachResult:
-    """Teach a part. Images are raw (camera/file) images; the recipe's preprocessing (ROI, colour
-    mode) is applied here. Nothing is saved: the caller decides (``save_recipe``)."""
+    """Teach a part. Images are raw (camera/file) images of any size; the recipe's preprocessing
+    (ROI, colour mode) is applied here, then the working geometry (see :mod:`station.core.geometry`:
+    ``detector_params`` may carry ``fit``, ``work_size``, ``tile_overlap``). Nothing is saved: the
+    caller decides (``save_recipe``)."""
     if not train_images:
-        raise ValueError("teaching needs at least one good training image")
+        raise TeachError("teaching needs at least one good training image")
     if not validation_images:
-        raise ValueError("teaching needs anomaly-free validation images to estimate the threshold")
+        raise TeachError("teaching needs anomaly-free validation images to estimate the threshold")
     info = detector_info(detector_kind)
+    geometry_options, detector_params = split_geometry_params(detector_params)
     pre = {"color_mode": info.color_mode, "roi": None, **(preprocessing or {})}
+    pre.pop("geometry", None)  # chosen anew below, for these images
     train = [preprocess(im, pre) for im in train_images]
     val = [preprocess(im, pre) for im in validation_images]
-    shapes = {im.shape[:2] for im in train + val}
-    if len(shapes) > 1:
-        raise ValueError(f"all images must have one size after preprocessing; found {sorted(shapes)}")
-    shape = train[0].shape[:2]
+    shapes = [im.shape[:2] for im in train + val]
+    shape = typical_shape(shapes)
     if min_defect_area_px is None:
         min_defect_area_px = default_min_defect_area(shape)
 
-    detector = create_detector(detector_kind, **(detector_params or {}), **(runtime or {}))
+    detector = _create(detector_kind, detector_params, runtime)
+    geometry = choose_geometry(info.geometry, _size_setting(detector, detector_params, info.geometry.size_param),
+                               shapes, geometry_options, info.title)
+    pre["geometry"] = geometry.to_dict()
+    notes = [n for n in [size_notice(shapes, geometry)] if n]
+    work = to_working(train, geometry)
+    if len(work) != len(train):
+        notes.append(f"{len(train)} training images give {len(work)} tiles of {geometry.size[1]}x{geometry.size[0]}")
     t0 = time.perf_counter()
-    fit_stats = detector.fit(train, progress=progress, cancel=cancel) or {}
+    fit_stats = detector.fit(work, progress=progress, cancel=cancel) or {}
     fit_s = time.perf_counter() - t0
+    del work
     checkpoint(cancel)
-    maps, scores = predict_maps(detector, val, progress=progress, cancel=cancel, stage="validating")
+    maps, scores = predict_maps(detector, val, progress=progress, cancel=cancel, stage="validating",
+                                geometry=geometry)
     # The threshold is estimated on the validation maps reduced to VALIDATION_MAP_SIDE (areas scaled
     # back to original pixels): the same maps the recipe stores, so a later re-tune from the recipe
     # gives exactly the threshold teaching would have given, and the slider stays fast.
@@ -117,16 +150,52 @@ def teach(
         validation={
             "n_images": len(val),
             "image_shape": list(shape),
+            "image_shapes": [list(m.shape) for m in maps],
             "scores": scores,
             "map_max": [float(m.max()) for m in maps],
             "estimate": estimate.to_dict(),
         },
         training={"n_images": len(train), "fit_seconds": round(fit_s, 3), **fit_stats,
-                  **(training_info or {})},
+                  **({"notes": notes} if notes else {}), **(training_info or {})},
         weights=getattr(detector, "weights_info", None),
         state=state,
     )
-    return TeachResult(recipe, detector, estimator, estimate, maps)
+    return TeachResult(recipe, detector, estimator, estimate, maps, notes)
+
+
+def _size_setting(detector: Detector, params: dict[str, Any], name: str | None) -> dict[str, Any]:
+    """``{name: value}`` of the detector's declared size parameter (given, resolved on the instance,
+    or its default), before it is fitted."""
+    import inspect
+
+    if name is None:
+        return {}
+    value = params.get(name, getattr(detector, name, None))
+    if value is None:
+        default = inspect.signature(type(detector)).parameters.get(name)
+        value = None if default is None or default.default is inspect.Parameter.empty else default.default
+    return {} if value is None else {name: value}
+
+
+def _create(kind: str, params: dict[str, Any], runtime: dict[str, Any] | None) -> Detector:
+    """A new detector; a parameter it does not know is a user error that names the ones it has."""
+    try:
+        return create_detector(kind, **params, **(runtime or {}))
+    except TypeError as exc:
+        import inspect
+
+        from station.core.geometry import GEOMETRY_PARAMS
+        from station.detectors.base import detector_class
+
+        try:
+            known = [p for p in inspect.signature(detector_class(kind)).parameters if p not in (runtime or {})]
+        except (TypeError, ValueError):
+            raise exc from None
+        unknown = sorted(set(params) - set(known))
+        if not unknown:
+            raise
+        raise TeachError(f"{kind} has no parameter {', '.join(unknown)}; its parameters are "
+                         f"{', '.join(known)}, and for the image geometry {', '.join(GEOMETRY_PARAMS)}") from None
 
 
 def reduce_validation_map(m: np.ndarray, side: int) -> np.ndarray:
@@ -142,5 +211,7 @@ def validation_estimator(recipe: Recipe) -> ThresholdEstimator:
     maps = recipe.validation_maps()
     if not maps:
         raise ValueError(f"recipe {recipe.label} holds no validation maps; teach it again to re-tune the area")
-    shape = tuple(recipe.validation.get("image_shape") or maps[0].shape)
-    return ThresholdEstimator(maps, image_shapes=[shape] * len(maps))
+    shapes = recipe.validation.get("image_shapes")
+    if not shapes or len(shapes) != len(maps):
+        shapes = [recipe.validation.get("image_shape") or maps[0].shape] * len(maps)
+    return ThresholdEstimator(maps, image_shapes=[tuple(s) for s in shapes])

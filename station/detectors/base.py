@@ -19,6 +19,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
+from station.core.geometry import FITS, GeometrySpec
 from station.core.images import ColorMode
 from station.core.progress import CancelToken, ProgressCallback
 
@@ -89,6 +90,7 @@ class DetectorInfo:
     title: str
     summary: str  # one line for the teach-in wizard: what the detector suits
     color_mode: ColorMode = "rgb"
+    geometry: GeometrySpec = GeometrySpec()  # how images of any size reach it (station.core.geometry)
 
 
 _REGISTRY: dict[str, DetectorInfo] = {}
@@ -136,6 +138,8 @@ register(DetectorInfo(
     title="Variation model",
     summary="Per-pixel mean and deviation after alignment. Fast, no GPU, no pretrained weights; "
             "for rigid parts under stable lighting.",
+    geometry=GeometrySpec(why_not="it learns per-pixel statistics of the whole part, so one tile "
+                                  "position would never match another"),
 ))
 register(DetectorInfo(
     kind="patchcore",
@@ -143,6 +147,7 @@ register(DetectorInfo(
     title="PatchCore",
     summary="Pretrained CNN features with a nearest-neighbour memory bank. Best accuracy on most parts; "
             "needs ImageNet backbone weights, fastest on a GPU.",
+    geometry=GeometrySpec(fits=FITS, size_param="input_size"),
 ))
 register(DetectorInfo(
     kind="autoencoder",
@@ -151,4 +156,5 @@ register(DetectorInfo(
     summary="Convolutional autoencoder trained on good parts with an SSIM loss. Needs no pretrained "
             "weights; slower to teach, best with a GPU.",
     color_mode="gray",
+    geometry=GeometrySpec(fits=FITS, size_param="image_size"),
 ))
