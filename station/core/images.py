@@ -3,11 +3,19 @@
 Convention used throughout the station: an image is a ``numpy.uint8`` array, either ``(H, W)``
 grayscale or ``(H, W, 3)`` **RGB** (OpenCV's BGR order never leaves this module and the camera
 converters).
+
+Every image file the station reads (teach, evaluation, the folder source, the wizard's import,
+``inspect-image``) goes through :func:`load_image`, which reads the size from the file's header first
+(Pillow's lazy open: no pixels are decoded) and refuses an image over :func:`max_image_pixels` --
+so a small file that declares 20000x20000 pixels costs nothing -- as well as a file that is not an
+image whatever its name says, or one that is truncated.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import warnings
 from pathlib import Path
 from typing import Literal
 
@@ -19,8 +27,104 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm", ".pp
 ColorMode = Literal["rgb", "gray", "keep"]
 
 
+DEFAULT_MAX_IMAGE_PIXELS = 100_000_000  # 10000x10000; a line-scan strip of 16k x 6k still passes
+MAX_PIXELS_ENV = "STATION_MAX_IMAGE_PIXELS"
+_max_pixels: int | None = None  # set_max_image_pixels; else the environment; else the default
+
+
 class ImageLoadError(Exception):
     """An image file is missing, unreadable, truncated or not an image."""
+
+
+class ImageTooLargeError(ImageLoadError):
+    """An image whose header declares more pixels than the station accepts."""
+
+
+def max_image_pixels() -> int:
+    """The most pixels (width x height) an image file may declare: :func:`set_max_image_pixels`, else
+    ``$STATION_MAX_IMAGE_PIXELS``, else 100 million."""
+    if _max_pixels is not None:
+        return _max_pixels
+    env = os.environ.get(MAX_PIXELS_ENV, "").strip().replace("_", "")
+    return int(env) if env.isdigit() and int(env) > 0 else DEFAULT_MAX_IMAGE_PIXELS
+
+
+def set_max_image_pixels(pixels: int | None) -> None:
+    """Set the pixel limit for this process (``None``: back to the environment/default)."""
+    global _max_pixels
+    if pixels is not None and int(pixels) < 1:
+        raise ValueError(f"the pixel limit must be positive, got {pixels}")
+    _max_pixels = None if pixels is None else int(pixels)
+
+
+def read_image_header(path: str | os.PathLike[str]) -> tuple[int, int, str]:
+    """``(width, height, format)`` from the file's header, without decoding its pixels.
+
+    Raises
+    ------
+    ImageLoadError
+        If the content is no image format the station reads (whatever the file's suffix says).
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    p = Path(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # our own limit decides; a broken EXIF block is no error
+            with Image.open(p) as im:
+                return int(im.size[0]), int(im.size[1]), str(im.format or "?")
+    except Image.DecompressionBombError as exc:  # beyond Pillow's own ceiling: far beyond ours too
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        declared = f"{int(found.group(1)):,} pixels" if found else "too many pixels"
+        raise ImageTooLargeError(f"{p}: the header declares {declared}" + _limit_hint()) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:  # Pillow's ways to say "broken"
+        fmt = _format_by_magic(p)
+        if fmt:
+            raise ImageLoadError(f"{p}: not a readable image (a corrupt or truncated {fmt} file)") from None
+        if isinstance(exc, UnidentifiedImageError):
+            raise ImageLoadError(f"{p}: not a readable image (its content is no PNG, JPEG, BMP, TIFF, PNM "
+                                 f"or WebP, whatever the name {p.suffix or '(no suffix)'} says)") from None
+        raise ImageLoadError(f"{p}: broken image header ({exc})") from None
+
+
+_MAGIC = ((b"\x89PNG", "PNG"), (b"\xff\xd8", "JPEG"), (b"BM", "BMP"), (b"II*\0", "TIFF"), (b"MM\0*", "TIFF"),
+          (b"RIFF", "WebP"), (b"P5", "PNM"), (b"P6", "PNM"), (b"P2", "PNM"), (b"P3", "PNM"))
+
+
+def _format_by_magic(path: Path) -> str | None:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError:
+        return None
+    return next((name for magic, name in _MAGIC if head.startswith(magic)), None)
+
+
+def _limit_hint() -> str:
+    return (f"; the station accepts up to {max_image_pixels():,} pixels (set ${MAX_PIXELS_ENV} or "
+            f"--max-image-pixels to change it, or reduce the image)")
+
+
+def check_image_header(path: str | os.PathLike[str]) -> tuple[int, int, str]:
+    """:func:`read_image_header`, refusing an image over the pixel limit (``ImageTooLargeError``)."""
+    w, h, fmt = read_image_header(path)
+    if w * h > max_image_pixels():
+        raise ImageTooLargeError(f"{Path(path)}: the {fmt} header declares {w}x{h} = {w * h:,} pixels"
+                                 + _limit_hint())
+    return w, h, fmt
+
+
+def _truncated(fmt: str, data: np.ndarray) -> bool:
+    """A file that ends before its image does. A JPEG decoder would fill the missing rows with grey
+    silently; PNG and BMP decoders fail, but noisily on stderr -- checked here first."""
+    tail = data[-4096:].tobytes().rstrip(b"\0")
+    if fmt == "JPEG":
+        return not tail.endswith(b"\xff\xd9")
+    if fmt == "PNG":
+        return b"IEND" not in tail[-16:]
+    if fmt == "BMP" and data.size >= 6:
+        return data.size < int.from_bytes(data[2:6].tobytes(), "little")
+    return False
 
 
 def is_image_file(path: Path) -> bool:
@@ -67,14 +171,22 @@ def load_image(path: str | os.PathLike[str], mode: ColorMode = "keep") -> np.nda
     if not p.is_file():
         raise ImageLoadError(f"{p}: not a file")
     try:
+        if p.stat().st_size == 0:
+            raise ImageLoadError(f"{p}: file is empty")
+    except OSError as exc:
+        raise ImageLoadError(f"{p}: cannot read ({exc.strerror or exc})") from exc
+    w, h, fmt = check_image_header(p)  # before a single pixel is decoded
+    try:
         data = np.fromfile(p, dtype=np.uint8)  # fromfile + imdecode also handles non-ASCII paths on Windows
     except OSError as exc:
         raise ImageLoadError(f"{p}: cannot read ({exc.strerror or exc})") from exc
-    if data.size == 0:
-        raise ImageLoadError(f"{p}: file is empty")
+    if _truncated(fmt, data):
+        raise ImageLoadError(f"{p}: not a readable image (a truncated {fmt} file: it ends before the image does)")
     image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if image is None or image.size == 0:
-        raise ImageLoadError(f"{p}: not a readable image (corrupt or truncated?)")
+        raise ImageLoadError(f"{p}: not a readable {fmt} image (corrupt or truncated?)")
+    if image.shape[:2] != (h, w):
+        raise ImageLoadError(f"{p}: decodes to {image.shape[1]}x{image.shape[0]} but its header says {w}x{h}")
     image = to_uint8(image)
     if image.ndim == 3:
         code = cv2.COLOR_BGRA2RGBA if image.shape[2] == 4 else cv2.COLOR_BGR2RGB
