@@ -28,6 +28,7 @@ from station.core.inspection import InspectionResult, Inspector, recipe_runtime,
 from station.core.progress import CancelToken, ProgressCallback, checkpoint
 from station.core.recipe import Recipe, load_recipe, save_recipe
 from station.core.report import ImageWriter, write_report
+from station.core.report_html import write_html_report
 from station.core.teach import teach
 from station.detectors.base import detector_info
 
@@ -168,14 +169,17 @@ def inspection_of(outcome: ReviewOutcome, index: int) -> tuple[np.ndarray, Inspe
 
 
 def export_report(outcome: ReviewOutcome, out_dir: str | Path, progress: ProgressCallback | None = None,
-                  cancel: CancelToken | None = None) -> Path:
-    """``metrics.json``, CSVs, ROC/PRO plots (:func:`write_report`) and a Figure-3 overlay and raw map per
-    image (:class:`ImageWriter`) in ``out_dir``; returns the JSON path."""
+                  cancel: CancelToken | None = None, raw_maps: bool = False) -> Path:
+    """The report of a review in ``out_dir``: ``report.html`` to read (:mod:`station.core.report_html`),
+    ``metrics.json``, CSVs and ROC/PRO plots (:func:`write_report`), a Figure-3 overlay per image
+    (:class:`ImageWriter`, the same files as ``station eval``) and, with ``raw_maps``, every anomaly map
+    in one compressed ``maps.npz`` (they are most of a report's size). Returns the HTML path."""
     from station.core.progress import report
 
     out = Path(out_dir)
-    writer = ImageWriter(out)
+    writer = ImageWriter(out, maps=False)
     records = outcome.result.records
+    overlays: dict[int, str] = {}
     for i, rec in enumerate(records):
         checkpoint(cancel)
         try:
@@ -183,9 +187,16 @@ def export_report(outcome: ReviewOutcome, out_dir: str | Path, progress: Progres
         except Exception as exc:  # an image deleted since scoring: the report goes on without it
             log.warning("overlay for %s skipped: %s", rec.path, exc)
             continue
+        sample = Sample(Path(rec.path), rec.label)
         # the writer takes the ground truth over what was inspected, as evaluate() hands it over
-        writer(Sample(Path(rec.path), rec.label), image, inspection,
-               None if mask is None else inspection.inspected(mask)[0])
+        writer(sample, image, inspection, None if mask is None else inspection.inspected(mask)[0])
+        overlays[id(rec)] = f"overlays/{rec.label}/{sample.path.stem}.png"
         report(progress, "writing overlays", i + 1, len(records))
-    return write_report(outcome.result, out, extra={"data": str(outcome.data), "recipe_path": str(outcome.recipe.path),
-                                                    "labelled": outcome.labelled})
+    if raw_maps:
+        report(progress, "compressing the raw maps", 0, 1)
+        checkpoint(cancel)
+        np.savez_compressed(out / "maps.npz", **{f"{r.label}_{Path(r.path).stem}": m.astype(np.float32)
+                                                   for r, m in zip(records, outcome.result.maps, strict=True)})
+    extra = {"data": str(outcome.data), "recipe_path": str(outcome.recipe.path), "labelled": outcome.labelled}
+    write_report(outcome.result, out, extra=extra)
+    return write_html_report(outcome.result, out, lambda rec: overlays.get(id(rec)), extra, outcome.labelled)

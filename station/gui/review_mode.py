@@ -5,15 +5,16 @@ paper's Figure 3, the metrics and the ROC / PRO curves, and export the report.""
 
 from __future__ import annotations
 
+import html
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyqtgraph as pg
-from PySide6.QtCore import QSortFilterProxyModel, Qt, Signal
+from PySide6.QtCore import QSortFilterProxyModel, Qt, QUrl, Signal
 from PySide6.QtGui import QBrush, QColor, QStandardItem, QStandardItemModel
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -28,9 +29,6 @@ from PySide6.QtWidgets import (
     QSpinBox,
     QSplitter,
     QTableView,
-    QTableWidget,
-    QTableWidgetItem,
-    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -42,17 +40,17 @@ from station.core.datasets import Sample
 from station.core.inspection import InspectionResult
 from station.core.progress import Progress
 from station.detectors.base import available_detectors
-from station.gui.image_view import FULL_LUT, ImageCanvas
+from station.gui.review_detail import DetailView
+from station.gui.review_metrics import MetricsView
 from station.gui.widgets import ProgressLine
 from station.gui.workers import Job
 
 log = logging.getLogger(__name__)
 
 TEACH_FIRST = "__teach__"
+QUICK_DETECTOR = "variation"
+STAGE_TEXT = {"metrics": "computing the metrics (ROC, PRO)"}
 COLUMNS = ["image", "defect type", "score", "verdict", "agrees"]
-METRICS = [("image AUC", "image_roc_auc"), ("pixel AUC", "pixel_roc_auc"), ("AU-PRO", "au_pro"),
-           ("region overlap", "region_overlap"), ("acc. good", "accuracy_good"),
-           ("acc. defective", "accuracy_defective"), ("images", "n_images")]
 ErrorReporter = Callable[[str, str, str], None]
 
 
@@ -65,10 +63,12 @@ def _relative(path: Path, root: Path) -> Path:
 
 class ReviewPanel(QWidget):
     """``scored(ReviewOutcome)`` when a scoring run finished; ``recipe_taught(str)`` for a recipe
-    taught first."""
+    taught first; ``exported(str)`` with the report's path. A run that fails or is cancelled leaves
+    the previous results on screen."""
 
     scored = Signal(object)
     recipe_taught = Signal(str)
+    exported = Signal(str)  # the report.html written
 
     def __init__(self, ctx: StationContext, report: ErrorReporter, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -78,6 +78,7 @@ class ReviewPanel(QWidget):
         self.job: Job | None = None
         self.export_job: Job | None = None
         self._rows: list[dict[str, Any]] = []
+        self._previous: tuple[ReviewOutcome | None, str] = (None, "")  # shown again if a run fails
 
         # --- controls
         self.data = QLineEdit(ctx.settings.review_folder)
@@ -88,18 +89,26 @@ class ReviewPanel(QWidget):
         self.detector = QComboBox()
         for info in available_detectors():
             self.detector.addItem(info.title, info.kind)
+        # teaching first defaults to the quick detector (seconds), not the first listed (minutes)
+        self.detector.setCurrentIndex(max(0, self.detector.findData(QUICK_DETECTOR)))
         self.per_type = QSpinBox()
         self.per_type.setRange(0, 100000)
         self.per_type.setSpecialValueText("all")
         self.per_type.setValue(ctx.settings.review_max_per_type)
-        self.per_type.setToolTip("a quick look: at most this many test images per defect type")
+        self.per_type.setToolTip("a quick look: at most this many test images per defect type (all: every one)")
         self.score_button = QPushButton("Score")
         self.export_button = QPushButton("Export report…")
         self.export_button.setEnabled(False)
+        self.export_button.setToolTip("report.html (summary, metrics, curves, worst misses), CSV, JSON and an "
+                                      "overlay per image")
+        self.raw_maps = QCheckBox("raw maps")
+        self.raw_maps.setToolTip("also every anomaly map (compressed maps.npz: most of a report's size)")
+        self.report_path: Path | None = None
         self.progress = ProgressLine()
         self.progress.hide()
         self.summary = QLabel()
         self.summary.setWordWrap(True)
+        self.summary.setOpenExternalLinks(True)
         row1 = QHBoxLayout()
         row1.addWidget(QLabel("Data"))
         row1.addWidget(self.data, 1)
@@ -114,6 +123,7 @@ class ReviewPanel(QWidget):
         row2.addWidget(self.per_type)
         row2.addWidget(self.score_button)
         row2.addWidget(self.export_button)
+        row2.addWidget(self.raw_maps)
 
         # --- table
         self.model = QStandardItemModel(0, len(COLUMNS), self)
@@ -134,51 +144,15 @@ class ReviewPanel(QWidget):
         self.table.selectionModel().currentRowChanged.connect(lambda cur, _prev: self.show_row(cur.row()))
 
         # --- detail: Figure 3 (image with outlines | heatmap)
-        self.image_view = ImageCanvas(show_heatmap=False, title="ground truth (red), detections (green)")
-        self.heat_view = ImageCanvas(title="anomaly map (blue 0, green the threshold, red twice it)", lut=FULL_LUT)
-        self.heat_view.view.setXLink(self.image_view.view)
-        self.heat_view.view.setYLink(self.image_view.view)
-        self.heat_only = QCheckBox("heatmap over the image")
-        self.heat_only.setChecked(True)
-        self.heat_only.toggled.connect(lambda _on: self.show_row(self.current_row()))
-        self.detail_info = QLabel()
-        self.detail_info.setWordWrap(True)
-        detail = QWidget()
-        dl = QVBoxLayout(detail)
-        dl.setContentsMargins(0, 0, 0, 0)
-        views = QHBoxLayout()
-        views.addWidget(self.image_view, 1)
-        views.addWidget(self.heat_view, 1)
-        dl.addLayout(views, 1)
-        il = QHBoxLayout()
-        il.addWidget(self.detail_info, 1)
-        il.addWidget(self.heat_only)
-        dl.addLayout(il)
+        detail = DetailView()
+        detail.mode_changed.connect(lambda: self.show_row(self.current_row()))
+        self.detail = detail
+        self.image_view, self.heat_view, self.detail_info = detail.image_view, detail.heat_view, detail.info
 
         # --- metrics and curves
-        self.metrics = QTableWidget(0, len(METRICS) + 1)
-        self.metrics.setHorizontalHeaderLabels(["", *[m for m, _ in METRICS]])
-        self.metrics.verticalHeader().hide()
-        self.metrics.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.metrics.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.roc_plot = pg.PlotWidget(title="ROC")
-        self.pro_plot = pg.PlotWidget(title="PRO (up to the FPR limit)")
-        for plot, ylabel in ((self.roc_plot, "true-positive rate"), (self.pro_plot, "per-region overlap")):
-            plot.setBackground("w")
-            plot.setLabel("bottom", "false-positive rate")
-            plot.setLabel("left", ylabel)
-            plot.showGrid(x=True, y=True, alpha=0.3)
-            plot.addLegend(offset=(-10, -10), labelTextColor=(32, 33, 36))
-            for axis in ("bottom", "left"):
-                plot.getAxis(axis).enableAutoSIPrefix(False)
-        curves = QWidget()
-        cl = QHBoxLayout(curves)
-        cl.setContentsMargins(0, 0, 0, 0)
-        cl.addWidget(self.roc_plot)
-        cl.addWidget(self.pro_plot)
-        self.bottom_tabs = QTabWidget()
-        self.bottom_tabs.addTab(self.metrics, "Metrics")
-        self.bottom_tabs.addTab(curves, "Curves")
+        self.bottom_tabs = MetricsView()
+        self.metrics, self.roc_plot, self.pro_plot = (self.bottom_tabs.metrics, self.bottom_tabs.roc_plot,
+                                                      self.bottom_tabs.pro_plot)
 
         right = QSplitter(Qt.Orientation.Vertical)
         right.addWidget(detail)
@@ -214,10 +188,24 @@ class ReviewPanel(QWidget):
         for entry in list_recipes(self.ctx.models_dir):
             self.recipe.addItem(entry.label, str(entry.path))
         self.recipe.addItem("teach from train/good first", TEACH_FIRST)
-        i = self.recipe.findData(current)
+        i = self.recipe.findData(current if current is not None else self._current_recipe())
         self.recipe.setCurrentIndex(i if i >= 0 else 0)
         self.recipe.blockSignals(False)
         self._recipe_mode()
+
+    def _current_recipe(self) -> str | None:
+        """The version folder of the recipe the station inspects with (the demo part's by default)."""
+        chosen = Path(self.ctx.settings.recipe_path or self.ctx.models_dir / "demo")
+        entries = list_recipes(self.ctx.models_dir)
+        for e in entries:  # a version folder, else the part's newest version (listed first)
+            if e.path == chosen or e.path.parent == chosen:
+                return str(e.path)
+        return str(entries[0].path) if entries else None
+
+    def showEvent(self, event: Any) -> None:  # noqa: N802 - Qt's name
+        if self.job is None or not self.job.running:
+            self.fill_recipes()  # recipes taught since (the demo part at the first start) appear
+        super().showEvent(event)
 
     def _recipe_mode(self) -> None:
         teach = self.recipe.currentData() == TEACH_FIRST
@@ -262,6 +250,7 @@ class ReviewPanel(QWidget):
         self.ctx.settings.review_folder = data
         self.ctx.settings.review_max_per_type = self.per_type.value()
         self.ctx.save_settings()
+        self._previous = (self.outcome, self.summary.text())
         self.clear()
         self.summary.setText("")
         self.progress.begin("opening")
@@ -272,7 +261,10 @@ class ReviewPanel(QWidget):
         def fn(progress: Callable[[Progress], None], cancel: Any) -> ReviewOutcome:
             def on_image(sample: Sample, _image: np.ndarray, res: InspectionResult, _mask: Any) -> None:
                 job.emit_item((sample, res.score, res.verdict.value))
-            return run_review(request, progress, cancel, on_image=on_image, audit=audit)
+            def named(p: Progress) -> None:
+                progress(replace(p, message=STAGE_TEXT.get(p.stage, p.message)))
+
+            return run_review(request, named, cancel, on_image=on_image, audit=audit)
 
         job = Job(fn, "review", self)
         job.progress.connect(self.progress.update_progress)
@@ -292,12 +284,8 @@ class ReviewPanel(QWidget):
         self.outcome = None
         self.model.removeRows(0, self.model.rowCount())
         self._rows.clear()
-        self.metrics.setRowCount(0)
-        self.roc_plot.clear()
-        self.pro_plot.clear()
-        self.image_view.clear_all()
-        self.heat_view.clear_all()
-        self.detail_info.setText("")
+        self.bottom_tabs.clear_all()
+        self.detail.clear_all()
 
     def _add_row(self, item: tuple[Sample, float, str]) -> None:
         sample, score, verdict = item
@@ -319,11 +307,22 @@ class ReviewPanel(QWidget):
         self._rows.append({"name": name})
 
     def _finished(self, outcome: ReviewOutcome) -> None:
-        self.outcome = outcome
-        res = outcome.result
         self.progress.end("done")
         self.progress.hide()
         self.score_button.setEnabled(True)
+        self._previous = (None, "")
+        self._show_outcome(outcome)
+        res = outcome.result
+        for path, msg in res.problems:
+            self.report("review", f"{path}: {msg}", "")
+        if outcome.taught:
+            self.recipe_taught.emit(str(outcome.taught))
+            self.fill_recipes()
+        self.scored.emit(outcome)
+
+    def _show_outcome(self, outcome: ReviewOutcome) -> None:
+        self.outcome = outcome
+        res = outcome.result
         self.export_button.setEnabled(True)
         # the exact records (same order as the rows that streamed in)
         self.table.setSortingEnabled(False)
@@ -335,7 +334,7 @@ class ReviewPanel(QWidget):
             self._append_row(i, name, rec.label if outcome.labelled else "–", rec.score, rec.verdict,
                              rec.correct if outcome.labelled else None)
         self.table.setSortingEnabled(True)
-        self._show_metrics(outcome)
+        self.bottom_tabs.show_outcome(outcome)
         problems = f"; {len(res.problems)} file(s) skipped (see Details)" if len(res.problems) else ""
         taught = f" Recipe taught first: {outcome.taught}." if outcome.taught else ""
         self.summary.setText(
@@ -343,25 +342,29 @@ class ReviewPanel(QWidget):
             f"{res.min_defect_area_px:g} px: {len(res.records)} images, {res.timing['ms_per_image']:.0f} ms/image"
             f"{problems}.{taught}" + ("" if outcome.labelled else
                                       " No ground truth in a plain folder: verdicts and scores only."))
-        for path, msg in res.problems:
-            self.report("review", f"{path}: {msg}", "")
-        if outcome.taught:
-            self.recipe_taught.emit(str(outcome.taught))
-            self.fill_recipes()
         if res.records:
             self.table.selectRow(0)
-        self.scored.emit(outcome)
+
+    def _restore_previous(self, why: str) -> None:
+        """After a failed or cancelled run: the previous results again, if there were any."""
+        previous, text = self._previous
+        self._previous = (None, "")
+        if previous is not None:
+            self._show_outcome(previous)
+            self.summary.setText(f"{why} Showing the previous results:<br>{text}")
+        else:
+            self.summary.setText(why)
 
     def _failed(self, message: str, details: str) -> None:
         self.progress.end("failed")
         self.score_button.setEnabled(True)
-        self.summary.setText(f"<span style='color:#a50e0e'>Scoring failed: {message}</span>")
+        self._restore_previous(f"<span style='color:#a50e0e'>Scoring failed: {html.escape(message)}</span>")
         self.report("review", message, details)
 
     def _cancelled(self) -> None:
         self.progress.end("cancelled")
         self.score_button.setEnabled(True)
-        self.summary.setText("Scoring cancelled.")
+        self._restore_previous("Scoring cancelled.")
 
     # --- results ----------------------------------------------------------------------------------
     def current_row(self) -> int:
@@ -380,52 +383,7 @@ class ReviewPanel(QWidget):
             self.report("review", f"cannot show the image: {exc}", "")
             return
         rec = self.outcome.result.records[int(index)]
-        self.image_view.show_image(image)
-        self.image_view.show_result(inspection)
-        self.image_view.show_ground_truth(mask if self.outcome.labelled else None)
-        if self.heat_only.isChecked():
-            self.heat_view.show_image(image)
-        else:
-            self.heat_view.show_image(np.zeros(image.shape[:2], np.uint8))
-        self.heat_view.show_result(inspection, show_regions=False)
-        self.heat_view.set_heatmap_visible(True)
-        ov = f", ground-truth overlap {np.mean(rec.overlaps):.0%}" if rec.overlaps else ""
-        self.detail_info.setText(f"{rec.name}: score {rec.score:.4g}, {rec.verdict}, {rec.n_regions} region(s)"
-                                 f"{', largest ' + format(rec.largest_region_px, '.0f') + ' px' if rec.n_regions else ''}"
-                                 f"{ov}")
-
-    def _show_metrics(self, outcome: ReviewOutcome) -> None:
-        res = outcome.result
-        self.metrics.setRowCount(0)
-        if outcome.labelled:
-            for name, m in res.metrics.items():
-                r = self.metrics.rowCount()
-                self.metrics.insertRow(r)
-                self.metrics.setItem(r, 0, QTableWidgetItem(name))
-                for c, (_, key) in enumerate(METRICS, 1):
-                    v = m.get(key)
-                    text = "–" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
-                    item = QTableWidgetItem(text)
-                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-                    self.metrics.setItem(r, c, item)
-        self.roc_plot.clear()
-        self.pro_plot.clear()
-        m = res.overall
-        if len(res.image_roc[0]):
-            self.roc_plot.plot(res.image_roc[0], res.image_roc[1], pen=pg.mkPen((26, 115, 232), width=2),
-                               name=f"image (AUC {m['image_roc_auc']:.3f})")
-        if res.pixel is not None:
-            self.roc_plot.plot(res.pixel.fpr, res.pixel.tpr, pen=pg.mkPen((217, 48, 37), width=2),
-                               name=f"pixel (AUC {m['pixel_roc_auc']:.3f})")
-            lim = m["fpr_limit"]
-            sel = res.pixel.fpr <= lim
-            self.pro_plot.plot(res.pixel.fpr[sel], res.pixel.pro[sel], pen=pg.mkPen((30, 142, 62), width=2),
-                               name=f"AU-PRO@{lim:g} {m['au_pro']:.3f}")
-            self.pro_plot.setXRange(0, lim)
-            self.pro_plot.setYRange(0, 1)
-        self.roc_plot.plot([0, 1], [0, 1], pen=pg.mkPen((180, 180, 180), style=Qt.PenStyle.DashLine))
-        self.roc_plot.setXRange(0, 1)
-        self.roc_plot.setYRange(0, 1)
+        self.detail.show_record(rec, image, inspection, mask if self.outcome.labelled else None)
 
     # --- export -----------------------------------------------------------------------------------
     def _choose_export(self) -> None:
@@ -433,6 +391,10 @@ class ReviewPanel(QWidget):
             return
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         default = self.ctx.paths.runs / f"review-{self.outcome.result.category}-{stamp}"
+        try:  # the dialog cannot choose a folder that does not exist
+            default.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            self.report("export", f"{default.parent}: {exc}", "")
         folder = QFileDialog.getExistingDirectory(self, "Folder for the report", str(default.parent))
         if folder:
             self.export(Path(folder) / default.name)
@@ -443,13 +405,19 @@ class ReviewPanel(QWidget):
         outcome = self.outcome
         self.progress.begin("exporting")
         self.export_button.setEnabled(False)
-        job = Job(lambda progress, cancel: export_report(outcome, out_dir, progress, cancel), "export", self)
+        raw = self.raw_maps.isChecked()
+        job = Job(lambda progress, cancel: export_report(outcome, out_dir, progress, cancel, raw_maps=raw),
+                  "export", self)
         job.progress.connect(self.progress.update_progress)
 
         def finished(path: Path) -> None:
             self.progress.end("exported")
             self.export_button.setEnabled(True)
-            self.summary.setText(self.summary.text() + f"<br>Report written: {Path(path).parent}")
+            self.report_path = Path(path)
+            url = QUrl.fromLocalFile(str(path)).toString()
+            self.summary.setText(self.summary.text() + f"<br>Report written: <a href='{url}'>{html.escape(str(path))}"
+                                 f"</a> (open it in a browser; the other files are beside it)")
+            self.exported.emit(str(path))
 
         def failed(message: str, details: str) -> None:
             self.progress.end("export failed")

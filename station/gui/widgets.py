@@ -203,8 +203,13 @@ class ProgressLine(QWidget):
         now = time.monotonic()
         if p.stage != self._stage_name:
             self._stage_name, self._stage_t0 = p.stage, now
-        self.stage.setText(f"{p.stage} {p.done}/{p.total}")
-        self.bar.setValue(round(1000 * p.fraction))
+        if p.total <= 1 and p.done < 1:  # one step without counts (e.g. the metrics): a busy bar
+            self.stage.setText(f"{p.message or p.stage}…")
+            self.bar.setRange(0, 0)
+        else:
+            self.stage.setText(f"{p.stage} {p.done}/{p.total}")
+            self.bar.setRange(0, 1000)
+            self.bar.setValue(round(1000 * p.fraction))
         elapsed = now - self._t0
         stage_elapsed = now - self._stage_t0
         text = f"{elapsed:.0f} s"
@@ -215,5 +220,6 @@ class ProgressLine(QWidget):
 
     def end(self, text: str = "") -> None:
         self.stage.setText(text)
+        self.bar.setRange(0, 1000)
         self.bar.setValue(1000 if text else 0)
         self.cancel_button.setEnabled(False)

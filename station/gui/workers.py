@@ -47,6 +47,7 @@ class Job(QObject):
         self.cancel_token = CancelToken()
         self._thread: threading.Thread | None = None
         self._last_progress = 0.0
+        self._last_stage = ""
         self.started_at = 0.0
         self.outcome: str | None = None  # "finished", "failed", "cancelled" once done
 
@@ -75,8 +76,12 @@ class Job(QObject):
 
     def _on_progress(self, p: Progress) -> None:
         now = time.monotonic()
-        if p.done >= p.total or now - self._last_progress >= PROGRESS_INTERVAL_S:
+        # a stage's first report always goes through: a long step that reports only when it starts and
+        # ends (the metrics after "evaluating 83/83") would otherwise stay invisible behind the last one
+        new_stage = p.stage != self._last_stage
+        if new_stage or p.done >= p.total or now - self._last_progress >= PROGRESS_INTERVAL_S:
             self._last_progress = now
+            self._last_stage = p.stage
             self._emit(self.progress, p)
 
     @staticmethod
