@@ -141,3 +141,24 @@ def test_whole_image_clears_the_roi_and_a_new_wizard_starts_without_one(qtbot, c
     again = TeachWizard(ctx)  # what the Teach mode opens next: a fresh session, no region carried over
     qtbot.addWidget(again)
     assert again.session.roi is None
+
+
+def test_typed_fields_set_the_region_and_follow_a_drag(qtbot, ctx):
+    w = _to_detector_page(qtbot, ctx, "typed")
+    editor = w.detector_page.roi_editor
+    f = editor.fields
+    assert [f[k].value() for k in "xywh"] == [0, 0, SIZE, SIZE]  # the whole image to begin with
+    for key, value in zip("xywh", ROI, strict=True):
+        f[key].setValue(value)
+        f[key].editingFinished.emit()  # as Enter or leaving the field does
+    assert w.session.roi == ROI
+    assert _item_rect(editor.rect) == QRectF(*ROI)
+    qtbot.keyClick(f["w"], Qt.Key.Key_Return)  # Enter in a field stays on the page
+    assert w.currentPage() is w.detector_page
+    f["w"].setValue(10)  # too small: refused, the fields show the region in force
+    f["w"].editingFinished.emit()
+    assert w.session.roi == ROI and f["w"].value() == ROI[2]
+    assert "at least" in editor.message.text()
+    _drag(editor, (10, 12, 50, 40))
+    assert [f[k].value() for k in "xywh"] == [10, 12, 50, 40]
+    w.reject()

@@ -22,6 +22,24 @@ from station.app.engineer import MIN_PASSWORD_LENGTH, CredentialsError
 log = logging.getLogger(__name__)
 
 
+def new_password_problem(new: str, repeat: str) -> str | None:
+    """What is wrong with a new password typed twice, in words; ``None`` if it can be set."""
+    if len(new) < MIN_PASSWORD_LENGTH:
+        return (f"The password needs at least {MIN_PASSWORD_LENGTH} characters"
+                f"{f' ({len(new)} so far)' if new else ''}.")
+    if new != repeat:
+        return "The two passwords differ: type the same one twice."
+    return None
+
+
+def _problem_label() -> QLabel:
+    label = QLabel()
+    label.setStyleSheet("color:#a50e0e")
+    label.setWordWrap(True)
+    label.hide()
+    return label
+
+
 class PasswordDialog(QDialog):
     """Asks for the password; with ``confirm`` (first use) asks twice."""
 
@@ -42,6 +60,8 @@ class PasswordDialog(QDialog):
         if confirm:
             form.addRow("Repeat", self.repeat)
         self.repeat.setVisible(confirm)
+        self.problem = _problem_label()  # what is needed, in the dialog: it stays open
+        form.addRow(self.problem)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
@@ -49,8 +69,11 @@ class PasswordDialog(QDialog):
         self.confirm = confirm
 
     def accept(self) -> None:
-        if self.confirm and self.password.text() != self.repeat.text():
-            QMessageBox.warning(self, "Engineer mode", "The two passwords differ.")
+        problem = new_password_problem(self.password.text(), self.repeat.text()) if self.confirm else None
+        if problem:
+            self.problem.setText(problem)
+            self.problem.show()
+            self.password.setFocus()
             return
         super().accept()
 
@@ -71,14 +94,21 @@ class ChangePasswordDialog(QDialog):
                             ("Repeat new password", self.repeat)):
             edit.setEchoMode(QLineEdit.EchoMode.Password)
             form.addRow(label, edit)
+        self.problem = _problem_label()
+        form.addRow(self.problem)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         form.addRow(buttons)
 
     def accept(self) -> None:
-        if self.new.text() != self.repeat.text():
-            QMessageBox.warning(self, "Engineer password", "The two new passwords differ.")
+        problem = new_password_problem(self.new.text(), self.repeat.text())
+        if not problem and self.new.text() == self.current.text():
+            problem = "The new password is the same as the current one."
+        if problem:
+            self.problem.setText(problem)
+            self.problem.show()
+            self.new.setFocus()
             return
         super().accept()
 
@@ -165,7 +195,7 @@ class EngineerGate(QObject):
         try:
             ok = self.unlock_with(dialog.password.text())
         except CredentialsError as exc:
-            QMessageBox.warning(parent, "Engineer mode", str(exc))
+            QMessageBox.warning(parent, "Engineer mode", f"{str(exc)[:1].upper()}{str(exc)[1:]}.")
             return False
         if not ok:
             QMessageBox.warning(parent, "Engineer mode", "Wrong password.")

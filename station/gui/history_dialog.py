@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
     QDialog,
+    QDialogButtonBox,
     QFileDialog,
     QHBoxLayout,
     QHeaderView,
@@ -42,6 +43,7 @@ from station.app.history import (
     HistoryQuery,
     archived_image,
     format_row,
+    largest_area,
     summary_text,
     time_window,
 )
@@ -54,6 +56,17 @@ log = logging.getLogger(__name__)
 VERDICT_COLUMN = HEADERS.index("Verdict")
 SOURCE_COLUMN = HEADERS.index("Source")
 NUMERIC_COLUMNS = {HEADERS.index(h) for h in ("Frame", "Score", "Regions", "Largest area", "Latency ms")}
+SORT_KEYS: list[Callable[[dict[str, Any]], Any]] = [  # in HEADERS order
+    lambda r: r.get("time"),
+    lambda r: str(r.get("source") or ""),
+    lambda r: r.get("frame_id"),
+    lambda r: (str(r.get("recipe") or ""), r.get("recipe_version") or 0),
+    lambda r: str(r.get("verdict") or ""),
+    lambda r: r.get("score"),
+    lambda r: int(r.get("n_regions") or 0),
+    largest_area,
+    lambda r: r.get("latency_ms"),
+]
 VERDICT_COLOURS = {"OK": ("#1e8e3e", "white"), "NG": ("#d93025", "white"), "ERROR": ("#f29900", "black")}
 
 
@@ -65,11 +78,29 @@ class ResultsTableModel(QAbstractTableModel):
         self._rows: list[dict[str, Any]] = []
         self._cells: list[tuple[str, ...]] = []
 
+        self._sort: tuple[int, Qt.SortOrder] = (0, Qt.SortOrder.DescendingOrder)  # newest first
+
     def set_rows(self, rows: list[dict[str, Any]]) -> None:
         self.beginResetModel()
-        self._rows = rows
-        self._cells = [format_row(r) for r in rows]
+        self._rows = self._sorted(rows)
+        self._cells = [format_row(r) for r in self._rows]
         self.endResetModel()
+
+    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
+        """By any column, on the values (numbers as numbers; empty ones last either way)."""
+        self._sort = (column, order)
+        self.layoutAboutToBeChanged.emit()
+        self._rows = self._sorted(self._rows)
+        self._cells = [format_row(r) for r in self._rows]
+        self.layoutChanged.emit()
+
+    def _sorted(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        column, order = self._sort
+        key = SORT_KEYS[column]
+        present = [r for r in rows if key(r) is not None]
+        missing = [r for r in rows if key(r) is None]
+        present.sort(key=key, reverse=order == Qt.SortOrder.DescendingOrder)  # stable: ties keep their order
+        return present + missing
 
     def row(self, i: int) -> dict[str, Any]:
         return self._rows[i]
@@ -187,6 +218,8 @@ class HistoryDialog(QDialog):
         self.model = ResultsTableModel(self)
         self.table = QTableView()
         self.table.setModel(self.model)
+        self.table.setSortingEnabled(True)  # any column; the model sorts (newest first to begin with)
+        self.table.horizontalHeader().setSortIndicator(0, Qt.SortOrder.DescendingOrder)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setAlternatingRowColors(True)
@@ -219,6 +252,10 @@ class HistoryDialog(QDialog):
         layout.addWidget(self.summary_label)
         layout.addWidget(self.message)
         layout.addWidget(splitter, 1)
+        close = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        close.rejected.connect(self.reject)
+        self.close_button = close.button(QDialogButtonBox.StandardButton.Close)
+        layout.addWidget(close)
         self.resize(1280, 720)
         splitter.setSizes([800, 480])
 

@@ -1,8 +1,8 @@
 """The teach-in wizard's region-of-interest editor: the first good sample with a rectangle the engineer
 drags and resizes to leave the fixture, the conveyor or a label out of the inspection.
 
-The widget is thin: a finished drag writes the rectangle to :attr:`TeachSession.roi`, which clamps or
-refuses it; the rectangle then shows the session's value, so what is drawn is always what will be
+The widget is thin: a finished drag -- or x, y, width and height typed in the fields beside it --
+writes the rectangle to :attr:`TeachSession.roi`, which clamps or refuses it; the rectangle then shows the session's value, so what is drawn is always what will be
 inspected. Outside the region the image is dimmed.
 """
 
@@ -11,10 +11,19 @@ from __future__ import annotations
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QPainterPath
-from PySide6.QtWidgets import QGraphicsPathItem, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QGraphicsPathItem,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
 
 from station.app.teach_session import TeachSession
 from station.gui.image_view import ROI_PEN, ImageCanvas
+from station.gui.widgets import EnterKey
 
 SHADE = QColor(0, 0, 0, 150)  # outside the region: dark enough to read as "not inspected"
 
@@ -53,6 +62,20 @@ class RoiEditor(QWidget):
         hint = QLabel("Drag the yellow frame or its handles so it holds the part only: the fixture, the conveyor "
                       "or a label outside it (dimmed) are not inspected.")
         hint.setWordWrap(True)
+        self.fields: dict[str, QSpinBox] = {}
+        typed = QHBoxLayout()
+        for key, label in (("x", "x"), ("y", "y"), ("w", "width"), ("h", "height")):
+            box = QSpinBox()
+            box.setRange(0, 100_000)
+            box.setSuffix(" px")
+            box.setKeyboardTracking(False)
+            box.setToolTip(f"The region's {label} in pixels of the image; Enter or leaving the field applies it")
+            box.editingFinished.connect(self._typed)
+            EnterKey(box, self._typed)  # Enter applies the value; in the wizard it must not press Next
+            typed.addWidget(QLabel(label))
+            typed.addWidget(box)
+            self.fields[key] = box
+        typed.addStretch(1)
         row = QHBoxLayout()
         row.addWidget(self.value_label, 1)
         row.addWidget(self.whole_button)
@@ -60,6 +83,7 @@ class RoiEditor(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(hint)
         layout.addWidget(self.canvas, 1)
+        layout.addLayout(typed)
         layout.addLayout(row)
         layout.addWidget(self.message)
         self.rect.sigRegionChanged.connect(self._dragged)
@@ -111,6 +135,11 @@ class RoiEditor(QWidget):
                                                             round(self._bounds.height()))
         self.shade.setPath(QPainterPath() if whole else path)
         self.value_label.setText(self.describe((round(x), round(y), round(w), round(h)), whole))
+        for key, value in zip("xywh", (x, y, w, h), strict=True):
+            box = self.fields[key]
+            box.blockSignals(True)
+            box.setValue(round(value))
+            box.blockSignals(False)
 
     def describe(self, roi: tuple[int, int, int, int], whole: bool = False) -> str:
         """``x, y, w x h`` in pixels, and in mm when the session knows the pixel size."""
@@ -139,6 +168,22 @@ class RoiEditor(QWidget):
         self._show(s.roi)
         if s.roi != before:
             self.changed.emit()
+
+    def _typed(self) -> None:
+        """The values typed in the fields, applied as a finished drag would be."""
+        s = self._session
+        if s is None or not s.images:
+            return
+        x, y, w, h = (self.fields[k].value() for k in "xywh")
+        if (x, y, w, h) == tuple(round(v) for v in self._current()):
+            return
+        self.rect.blockSignals(True)
+        try:
+            self.rect.setPos((x, y), update=False)
+            self.rect.setSize((w, h))
+        finally:
+            self.rect.blockSignals(False)
+        self._commit()
 
     def whole_image(self) -> None:
         """Inspect the whole image again."""

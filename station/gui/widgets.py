@@ -5,11 +5,12 @@ from __future__ import annotations
 import html
 import logging
 import time
+from collections.abc import Callable
 from datetime import datetime
 
 import cv2
 import numpy as np
-from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtCore import QEvent, QObject, QSize, Qt, Signal
 from PySide6.QtGui import QFont, QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (
     QHBoxLayout,
@@ -223,3 +224,19 @@ class ProgressLine(QWidget):
         self.bar.setRange(0, 1000)
         self.bar.setValue(1000 if text else 0)
         self.cancel_button.setEnabled(False)
+
+
+class EnterKey(QObject):
+    """Enter in ``widget`` calls ``action`` and goes no further: in a wizard an unhandled Enter presses
+    the default button, Next -- typing a source and pressing Enter must not leave the page."""
+
+    def __init__(self, widget: QWidget, action: Callable[[], None]) -> None:
+        super().__init__(widget)
+        self.action = action
+        widget.installEventFilter(self)
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt's name
+        if event.type() == QEvent.Type.KeyPress and event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            self.action()
+            return True
+        return False

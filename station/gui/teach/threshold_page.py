@@ -9,8 +9,8 @@ from PySide6.QtWidgets import QComboBox, QGroupBox, QHBoxLayout, QLabel, QPushBu
 
 from station.gui.image_view import ImageCanvas
 from station.gui.live import LiveSession
-from station.gui.teach.common import EnterKey, SessionPage
-from station.gui.widgets import VerdictLabel
+from station.gui.teach.common import SessionPage
+from station.gui.widgets import EnterKey, VerdictLabel
 
 if TYPE_CHECKING:
     from station.gui.teach.wizard import TeachWizard
