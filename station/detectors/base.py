@@ -150,6 +150,13 @@ register(DetectorInfo(
     geometry=GeometrySpec(fits=FITS, size_param="input_size"),
 ))
 register(DetectorInfo(
+    kind="padim",
+    target="station.detectors.padim:PaDiM",
+    title="PaDiM",
+    summary="Pretrained CNN features with one Gaussian per image position. One-pass teach (no coreset), "
+            "fast on a CPU with a light backbone; needs ImageNet backbone weights.",
+))
+register(DetectorInfo(
     kind="autoencoder",
     target="station.detectors.autoencoder:SSIMAutoencoder",
     title="SSIM autoencoder",
