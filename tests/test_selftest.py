@@ -49,7 +49,7 @@ def test_every_required_check_passes(full_report):
 
 def test_each_detector_taught_and_inspected(full_report):
     checks = {c["name"]: c for c in full_report["checks"]}
-    for kind in ("variation", "autoencoder", "patchcore"):
+    for kind in ("variation", "autoencoder", "patchcore", "padim"):
         check = checks[f"detector:{kind}"]
         assert check["status"] == "pass", check
         assert len(check["data"]["verdicts"]) == 2 and set(check["data"]["verdicts"]) <= {"OK", "NG"}

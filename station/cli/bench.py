@@ -53,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
     for kind, key, value in args.param:
         params.setdefault(kind, {})[key] = value
     if args.random_weights:
-        params.setdefault("patchcore", {}).setdefault("weights", "random")
+        for kind in ("patchcore", "padim"):  # the detectors with pretrained backbones
+            params.setdefault(kind, {}).setdefault("weights", "random")
     config = BenchConfig(kinds=args.kinds, devices=args.devices, n_fit=args.fit_images,
                          n_test=args.test_images, repeats=args.repeats, threads=args.threads,
                          onnx=not args.no_onnx, isolate=not args.in_process,

@@ -329,6 +329,9 @@ def _detector_params(kind: str) -> tuple[dict[str, Any], str]:
     if kind == "patchcore":
         params, label, _ = _patchcore_weights()
         return {**params, "input_size": FRAME_SIDE, "coreset_ratio": 0.1, "allow_download": False}, label
+    if kind == "padim":  # the same installed backbone weights as PatchCore
+        params, label, _ = _patchcore_weights()
+        return {**params, "input_size": FRAME_SIDE, "allow_download": False}, label
     return {}, ""
 
 

@@ -16,7 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "threshold on held-out good images for a minimum defect area (MVTec AD "
                                    "paper, 4.3) and save a new recipe version.")
     p.add_argument("--data", required=True, type=Path, help="an MVTec AD category (uses train/good) or a folder of good images")
-    p.add_argument("--detector", default="variation", help="detector kind (variation, patchcore, autoencoder)")
+    p.add_argument("--detector", default="variation", help="detector kind (variation, patchcore, padim, autoencoder)")
     p.add_argument("--out", required=True, type=Path, help="the part's recipe folder, e.g. models/bottle")
     p.add_argument("--name", help="part name (default: the --out folder's name)")
     p.add_argument("--min-area", type=float, help="minimum defect area in pixels (default: 0.1 %% of the image)")
@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-images", type=int, help="use at most this many good images")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:n] (deep detectors)")
     p.add_argument("--export-onnx", action="store_true",
-                   help="also export the network for ONNX Runtime (PatchCore, autoencoder; see station export)")
+                   help="also export the network for ONNX Runtime (PatchCore, PaDiM, autoencoder; see station export)")
     add_param_option(p)
     p.set_defaults(func=run)
 
