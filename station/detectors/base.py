@@ -155,6 +155,7 @@ register(DetectorInfo(
     title="PaDiM",
     summary="Pretrained CNN features with one Gaussian per image position. One-pass teach (no coreset), "
             "fast on a CPU with a light backbone; needs ImageNet backbone weights.",
+    geometry=GeometrySpec(fits=FITS, size_param="input_size"),
 ))
 register(DetectorInfo(
     kind="autoencoder",
