@@ -31,6 +31,10 @@ def register(subparsers: Any) -> None:
         q.add_argument("--until", type=_time, help="up to (not including) this time; same forms")
         q.add_argument("--verdict", choices=["OK", "NG", "ERROR", "ok", "ng", "error"], help="only this verdict")
         q.add_argument("--source", help="only this source URI")
+        q.add_argument("--central", metavar="URL",
+                       help="read the central PostgreSQL database of all stations (postgresql://...) instead of "
+                            "this station's log")
+        q.add_argument("--station", help="with --central: only this station id")
 
     e = sub.add_parser("export", help="write the results as CSV (for the quality department)")
     common(e)
@@ -52,11 +56,16 @@ def _reporting_errors(func: Any) -> Any:
     """Report an unreadable database as one line with exit status 2, as ``station`` does for user errors."""
 
     def wrapper(args: argparse.Namespace) -> int:
+        from station.lineio.central import CentralError
         from station.live.results_db import ResultsError
 
         try:
+            if getattr(args, "central", None):
+                from station.cli import results_central
+
+                return getattr(results_central, func.__name__)(args)
             return func(args)
-        except ResultsError as exc:
+        except (ResultsError, CentralError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
 
