@@ -130,3 +130,30 @@ def test_mqtt_logs_in_publishes_retained_status_and_leaves_a_last_will(tmp_path,
     finally:
         broker.stop()
     assert "pw-123" not in caplog.text
+
+
+def test_selftest_checks_every_configured_output(tmp_path):
+    from lineio_servers import free_port
+
+    from station.cli.selftest import run_checks
+
+    broker = Mosquitto(tmp_path / "mq2")
+    broker.start()
+    try:
+        db = tmp_path / "r.sqlite"
+        _log(db, 1500)
+        Outbox(db, "mqtt old-broker", start_at="start").close()  # a forwarder that never delivered
+        cfg = LineConfig(station_id="s1", mqtt=f"mqtt://u:pw-9@127.0.0.1:{broker.port}/l/s1",
+                         postgres="postgresql://u:pw-9@127.0.0.1:1/x", modbus=f"modbus://127.0.0.1:{free_port()}",
+                         opcua=f"opc.tcp://127.0.0.1:{free_port()}")
+        save_line_config(cfg, tmp_path / "lineio.json")
+        skip = {"qt", "synthetic", "detectors", "camera", "onnxruntime", "device", "weights"}
+        results = {r.name: r for r in run_checks(skip=skip, line_config=tmp_path / "lineio.json", results_db=db)}
+    finally:
+        broker.stop()
+    assert results["line:mqtt"].status == "pass" and "l/s1/result" in results["line:mqtt"].detail
+    assert results["line:postgres"].status == "fail" and "cannot connect" in results["line:postgres"].detail
+    assert results["line:modbus"].status == "pass"
+    assert results["line:opcua"].status == "fail" and "anonymous" in results["line:opcua"].detail
+    assert results["line:backlog"].status == "warn" and "1500 waiting" in results["line:backlog"].detail
+    assert all("pw-9" not in r.detail for r in results.values())

@@ -20,6 +20,9 @@ runs from the source tree and from the built bundle alike, and proves the pieces
 - ``device``      -- the compute device torch will use (GPU name, or the CPU); a small computation on it
 - ``weights``     -- what the backbone weights store holds (information)
 - ``recipe:*``    -- with ``--recipe``: that recipe loads, its weights are present, and it inspects an image
+- ``line:*``      -- each configured line output (``lineio.json``): the MQTT broker accepts the log-in, the
+                     central PostgreSQL answers and has (or gets) the schema, the OPC UA / Modbus ports can be
+                     served; ``line:backlog`` warns when results wait undelivered (or were skipped)
 
 Checks marked optional report ``warn`` instead of failing. Qt is loaded by name through importlib
 so the headless CLI package keeps no import of the GUI toolkit (the import-linter contract).
@@ -87,7 +90,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--recipe", action="append", default=[], type=Path, metavar="DIR",
                    help="also check that this recipe loads (weights present) and inspects; repeatable")
     p.add_argument("--skip", action="append", default=[], metavar="CHECK",
-                   help="leave out a check (qt, synthetic, detectors, camera, onnxruntime, device); repeatable")
+                   help="leave out a check (qt, synthetic, detectors, camera, onnxruntime, device, line); repeatable")
+    from station.app.paths import AppPaths
+
+    home = AppPaths.default()
+    p.add_argument("--line-config", type=Path, default=home.home / "lineio.json",
+                   help="line I/O settings whose outputs are checked (default: %(default)s)")
+    p.add_argument("--db", type=Path, default=home.results_db, help="results log for the backlog check")
     p.set_defaults(func=run)
 
 
@@ -95,7 +104,8 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     results = run_checks(device=args.device, require_gpu=args.require_gpu,
                          require_pretrained=args.require_pretrained, recipes=args.recipe,
-                         skip=set(args.skip), echo=None if args.json else _print_result)
+                         skip=set(args.skip), echo=None if args.json else _print_result,
+                         line_config=args.line_config, results_db=args.db)
     ok = not any(r.failed for r in results)
     seconds = time.perf_counter() - t0
     if args.json:
@@ -122,7 +132,8 @@ def _print_result(r: CheckResult) -> None:
 # --- the checks ------------------------------------------------------------------------------------------
 def run_checks(device: str = "auto", require_gpu: bool = False, require_pretrained: bool = False,
                recipes: list[Path] | tuple[Path, ...] = (), skip: set[str] | None = None,
-               echo: Callable[[CheckResult], None] | None = None) -> list[CheckResult]:
+               echo: Callable[[CheckResult], None] | None = None, line_config: Path | None = None,
+               results_db: Path | None = None) -> list[CheckResult]:
     """Run every check (in a sensible order) and return their results; ``echo`` sees each as it ends."""
     skip = skip or set()
     results: list[CheckResult] = []
@@ -170,6 +181,11 @@ def run_checks(device: str = "auto", require_gpu: bool = False, require_pretrain
     check("onnxruntime", _check_onnxruntime)
     for path in recipes:
         check(f"recipe:{path.name}", lambda p=path: _check_recipe(p, device))
+    if line_config is not None:
+        from station.cli.selftest_lineio import line_checks
+
+        for name, fn, required in line_checks(line_config, results_db or Path(), CheckFailed):
+            check(name, fn, required=required, group="line")
     return results
 
 
