@@ -181,3 +181,26 @@ def describe(config: LineConfig) -> dict[str, Any]:
     for name in OUTPUTS:
         d[name] = redact(d[name]) if d[name] else ""
     return d
+
+
+def split_credentials(url: str) -> tuple[str, str, str]:
+    """``(url without user and password, user, password)`` -- for a form with separate fields."""
+    try:
+        parts = urlsplit(url)
+        user, password = unquote(parts.username or ""), unquote(parts.password or "")
+    except ValueError:
+        return url, "", ""
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment)), user, password
+
+
+def with_credentials(url: str, user: str, password: str) -> str:
+    """``url`` with ``user`` and ``password`` put in (percent-encoded); empty user: none."""
+    from urllib.parse import quote
+
+    bare, _, _ = split_credentials(url.strip())
+    if not bare or not user:
+        return bare
+    parts = urlsplit(bare)
+    cred = quote(user, safe="") + (":" + quote(password, safe="") if password else "")
+    return urlunsplit((parts.scheme, f"{cred}@{parts.netloc}", parts.path, parts.query, parts.fragment))
