@@ -59,10 +59,11 @@ class LinkRow:
 
 
 class LineIOPage(QWidget):
-    def __init__(self, service: LineService, report=None, parent: QWidget | None = None) -> None:
+    def __init__(self, service: LineService, pipeline=None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.service = service
-        self.report = report
+        self.pipeline = pipeline  # () -> the window's running LivePipeline or None: the servers follow it
+        self.status_label = QLabel()  # the links, for the window's status bar
         self.rows = {name: LinkRow(name) for name in OUTPUTS}
         outputs = QGroupBox("Outputs")
         grid = QGridLayout(outputs)
@@ -152,6 +153,9 @@ class LineIOPage(QWidget):
         return True
 
     def refresh(self) -> None:
+        if self.pipeline is not None:
+            self.service.attach(self.pipeline())
+        self.status_label.setText(status_bar_text(self.service))
         for st in self.service.status():
             row = self.rows[st.name]
             row.light.setText(light_text(st.state, st.warning))

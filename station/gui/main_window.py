@@ -8,6 +8,7 @@ The window holds no algorithm and no model state of its own: the panels bind to 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from pathlib import Path
 
@@ -26,8 +27,10 @@ from PySide6.QtWidgets import (
 
 from station.app.context import StationContext
 from station.app.demo import ensure_demo_recipe
+from station.app.line_service import LineService
 from station.gui.engineer import EngineerGate
 from station.gui.inspect_mode import InspectPanel
+from station.gui.lineio_page import LineIOPage
 from station.gui.review_mode import ReviewPanel
 from station.gui.teach_mode import TeachPanel
 from station.gui.widgets import ErrorBar
@@ -89,11 +92,16 @@ class MainWindow(QMainWindow):
         self.review = ReviewPanel(ctx, self.report)
         self.teach_stack = _guarded(LockedPage("Teach", self.request_unlock), self.teach)
         self.review_stack = _guarded(LockedPage("Review", self.request_unlock), self.review)
+        self.line = LineService(ctx.paths.home, ctx.paths.results_db, ctx.audit)
+        self.line_page = LineIOPage(self.line, pipeline=lambda: getattr(self.inspect.session, "pipeline", None))
+        self.line_stack = _guarded(LockedPage("Line I/O", self.request_unlock), self.line_page)
+        threading.Thread(target=self.line.start, name="line-io-start", daemon=True).start()  # servers: not on the GUI thread
 
         self.tabs = QTabWidget()
         self.tabs.addTab(self.inspect, "Inspect")
         self.tabs.addTab(self.teach_stack, "Teach")
         self.tabs.addTab(self.review_stack, "Review")
+        self.tabs.addTab(self.line_stack, "Line I/O")
         self.engineer_button = QPushButton()
         self.engineer_button.clicked.connect(self._engineer_clicked)
         self.password_button = QPushButton("Change password…")  # shown only while engineer mode is on
@@ -120,7 +128,8 @@ class MainWindow(QMainWindow):
         self.status_device = QLabel()
         self.status_recipe = QLabel()
         self.status_role = QLabel()
-        for w in (self.status_camera, self.status_device, self.status_recipe, self.status_role):
+        for w in (self.status_camera, self.status_device, self.status_recipe, self.line_page.status_label,
+                  self.status_role):
             w.setContentsMargins(8, 0, 8, 0)
             sb.addPermanentWidget(w)
 
@@ -220,6 +229,7 @@ class MainWindow(QMainWindow):
         self.inspect.set_locked(not unlocked)
         self.teach_stack.setCurrentIndex(1 if unlocked else 0)
         self.review_stack.setCurrentIndex(1 if unlocked else 0)
+        self.line_stack.setCurrentIndex(1 if unlocked else 0)
         self.refresh_status()
 
     # --- recipes ----------------------------------------------------------------------------------
@@ -253,6 +263,7 @@ class MainWindow(QMainWindow):
             self.demo_job.cancel()
         self.review.cancel()
         ok = self.inspect.stop(timeout=left() * 0.6)
+        self.line.stop()
         ok = self.teach.shutdown(left() * 0.5) and ok
         ok = self.review.shutdown(left() * 0.5) and ok
         if self.demo_job is not None:

@@ -106,7 +106,7 @@ class Forwarder:
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
-            self._thread.join(drain_s + 10.0)
+            self._thread.join(drain_s + 2.0)  # a send still waiting for its acknowledgement is left behind (daemon)
 
     def wait_idle(self, timeout: float) -> bool:
         """Wait until nothing is pending (tests, the end of a run)."""

@@ -1,0 +1,53 @@
+"""The Line I/O page: outputs switched on with address and credentials, applied (saved, audited with
+the password redacted), and their status lights; the links in the status bar."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from lineio_servers import free_port
+
+from station.app.audit import AuditLog
+from station.app.line_service import LineService
+
+pytestmark = [pytest.mark.gui, pytest.mark.timeout(120)]
+
+
+def test_page_applies_outputs_and_shows_their_status(qtbot, tmp_path):
+    from station.gui.lineio_page import LineIOPage
+
+    audit = AuditLog(tmp_path / "audit.jsonl")
+    service = LineService(tmp_path, tmp_path / "results.sqlite", audit)
+    page = LineIOPage(service)
+    qtbot.addWidget(page)
+    port, dead = free_port(), free_port()
+    page.rows["modbus"].enabled.setChecked(True)
+    page.rows["modbus"].address.setText(f"modbus://127.0.0.1:{port}")
+    page.rows["mqtt"].enabled.setChecked(True)
+    page.rows["mqtt"].address.setText(f"mqtt://127.0.0.1:{dead}/line1/st3")  # nobody listens: the link is down
+    page.rows["mqtt"].user.setText("station")
+    page.rows["mqtt"].password.setText("pw-secret-1")
+    page.station_id.setText("st3")
+    try:
+        assert page.apply(), page.message.text()
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            page.refresh()
+            states = {s.name: s.state for s in service.status()}
+            if states["modbus"] == "listening" and states["mqtt"] == "down":
+                break
+            qtbot.wait(100)
+        assert states == {"mqtt": "down", "postgres": "off", "opcua": "off", "modbus": "listening"}
+        assert "listening" in page.rows["modbus"].light.text()
+        assert "last error" in page.rows["mqtt"].detail.text() and "pw-secret-1" not in page.rows["mqtt"].detail.text()
+        assert "modbus ●" in page.status_label.text() and "mqtt ○" in page.status_label.text()
+        assert "pw-secret-1" in (tmp_path / "lineio.json").read_text()  # kept for the next start, mode 0600
+        text = (tmp_path / "audit.jsonl").read_text()
+        assert "lineio.settings" in text and "pw-secret-1" not in text and "station:***@" in text
+        reloaded = LineService(tmp_path, tmp_path / "results.sqlite")
+        assert reloaded.config.mqtt.endswith(f"@127.0.0.1:{dead}/line1/st3") and reloaded.config.station_id == "st3"
+        page.station_id.setText("bad id/with slash")
+        assert not page.apply() and "station id" in page.message.text()
+    finally:
+        service.stop()
