@@ -12,7 +12,7 @@ import pytest
 import test_live_support as support
 from lineio_servers import free_port
 
-from station.acquisition.base import SourceState, open_source
+from station.acquisition.base import SourceError, SourceState, open_source
 from station.core.recipe import load_recipe
 from station.lineio.config import LineConfig
 from station.lineio.control import TriggerError
@@ -197,7 +197,7 @@ def test_camera_trigger_on_a_camera_without_one_says_not_available():
     source = line.wrap_source(GenICamSource(trigger="software"))
     assert source.camera_trigger
     try:
-        with pytest.raises(TriggerError, match="camera trigger not available"):
+        with pytest.raises(SourceError, match="camera trigger not available"):
             source.open()
     finally:
         source.close()

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from station.acquisition.base import Frame, SourceState
+from station.acquisition.base import Frame, SourceError, SourceState
 from station.live.results_db import ResultRow
 
 log = logging.getLogger(__name__)
@@ -276,7 +276,11 @@ class LineSource:
     def open(self) -> None:
         self.inner.open()
         if self.camera_trigger:
-            check_camera_trigger(self.inner)
+            try:
+                check_camera_trigger(self.inner)
+            except TriggerError as exc:  # a source that cannot work as configured: one line, as any source error
+                self.inner.close()
+                raise SourceError(str(exc)) from None
 
     def start(self) -> None:
         self.inner.start()

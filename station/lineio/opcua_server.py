@@ -27,12 +27,13 @@ import logging
 import socket
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from station.lineio.config import LineConfigError, parse_output, redact
-from station.lineio.control import STATE_CODES, StationControl, TriggerError
+from station.lineio.control import MAX_QUEUED_TRIGGERS, STATE_CODES, StationControl, TriggerError
 from station.lineio.forwarder import LinkStatus
 
 log = logging.getLogger(__name__)
@@ -94,6 +95,9 @@ class OpcUaServer:
         self._started = threading.Event()
         self._stop_event: asyncio.Event | None = None
         self._nodes: dict[str, Any] = {}
+        # one waiting thread per trigger that can be queued: the loop's default pool (cores + 4) would
+        # serialise concurrent Trigger calls
+        self._waiters = ThreadPoolExecutor(MAX_QUEUED_TRIGGERS + 2, thread_name_prefix="opcua-trigger")
 
     @property
     def certificate(self) -> Path:
@@ -114,6 +118,7 @@ class OpcUaServer:
             self._loop.call_soon_threadsafe(self._stop_event.set)
         if self._thread is not None:
             self._thread.join(10.0)
+        self._waiters.shutdown(wait=False)
 
     def _run(self) -> None:
         try:
@@ -221,7 +226,7 @@ class OpcUaServer:
         except TriggerError as exc:  # the client gets the status code, the log the reason
             log.warning("OPC UA Trigger(%r) refused: %s", tid, exc)
             return ua.StatusCode(ua.StatusCodes.BadInvalidState)
-        o = await asyncio.get_running_loop().run_in_executor(None, ticket.wait)
+        o = await asyncio.get_running_loop().run_in_executor(self._waiters, ticket.wait)
         return [ua.Variant(o.sequence, ua.VariantType.Int64), ua.Variant(o.verdict, ua.VariantType.String),
                 ua.Variant(float(o.score), ua.VariantType.Double), ua.Variant(o.n_regions, ua.VariantType.Int32),
                 ua.Variant(float(o.largest_area), ua.VariantType.Double), ua.Variant(o.error, ua.VariantType.String)]
