@@ -53,7 +53,7 @@ def test_wizard_to_a_saved_recipe(qtbot, ctx):
     # 1: part and source
     assert not w.button(w.WizardButton.NextButton).isEnabled()
     w.part_page.name.setText("washer")
-    w.part_page.source.setCurrentText(GOOD_SOURCE)
+    w.part_page.picker.set_uri(GOOD_SOURCE)
     w.part_page.pixel_size.setValue(0.25)
     assert "washer v1" in w.part_page.hint.text()
     w.next()
@@ -218,7 +218,7 @@ def test_import_a_folder_of_good_images(qtbot, ctx, tmp_path):
     data = make_mvtec_category(tmp_path / "bracket", n_train=9, n_good_test=1, n_defect=1)
     (data / "train" / "good" / "broken.png").write_bytes(b"not a png")
     w = make_wizard(qtbot, ctx)
-    w.part_page.source.setCurrentText("folder://" + str(data))
+    w.part_page.picker.set_uri("folder://" + str(data))
     w.session.part_name = ""
     w.part_page.name.setText("x")
     w.next()

@@ -154,7 +154,7 @@ def _shoot(args, home: Path) -> int:
     window.tabs.setCurrentWidget(window.teach_stack)
     wizard = window.teach.open_wizard()
     wizard.part_page.name.setText("washer-b")
-    wizard.part_page.source.setCurrentText("synthetic://demo?fps=30&defect_rate=0")
+    wizard.part_page.picker.set_uri("synthetic://demo?fps=30&defect_rate=0")
     wizard.part_page.pixel_size.setValue(0.2)
     wizard.next()
     wizard.samples_page.target.setValue(40)

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from station.acquisition.camera_choice import with_camera_settings
 from station.app.audit import AuditLog
 from station.app.param_docs import ParamText, docstring_parameters, param_text
 from station.app.recipes import check_part_name, next_version
@@ -104,6 +105,7 @@ class TeachSession:
     models_dir: Path
     part_name: str = ""
     source_uri: str = "synthetic://demo?fps=30&defect_rate=0"
+    camera_settings: dict[str, Any] = field(default_factory=dict)  # URI options kept with the recipe
     images: list[np.ndarray] = field(default_factory=list, repr=False)  # good samples, raw
     origins: list[str] = field(default_factory=list)  # where each sample came from
     problems: list[str] = field(default_factory=list)  # samples refused, with the reason
@@ -125,6 +127,10 @@ class TeachSession:
     # --- page 1: part and source ------------------------------------------------------------------
     def name_problem(self) -> str | None:
         return check_part_name(self.part_name)
+
+    def capture_uri(self) -> str:
+        """The source with the camera settings applied (what the samples are captured with)."""
+        return with_camera_settings(self.source_uri, self.camera_settings)
 
     def version_to_save(self) -> int:
         return next_version(self.models_dir, self.part_name) if not self.name_problem() else 1
@@ -318,6 +324,7 @@ class TeachSession:
         recipe.threshold = float(self.estimate.threshold)
         recipe.min_defect_area_px = float(self.estimate.min_defect_area_px)
         recipe.pixel_size_mm = self.pixel_size_mm
+        recipe.camera = dict(self.camera_settings)
         recipe.validation = {**recipe.validation, "estimate": self.estimate.to_dict()}
         return recipe
 

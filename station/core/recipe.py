@@ -52,6 +52,7 @@ class Recipe:
     validation: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
     weights: dict[str, Any] | None = None  # identity of pretrained weights the detector was taught with
+    camera: dict[str, Any] = field(default_factory=dict)  # camera settings (URI options: exposure, gain ...)
     notes: str = ""
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     station_version: str = station.__version__

@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from station.acquisition.camera_choice import recipe_camera_settings, with_camera_settings
 from station.app.context import StationContext
 from station.app.recipes import list_recipes
 from station.app.shift import RateMeter
@@ -328,6 +329,7 @@ class InspectPanel(QWidget):
             self.report("inspection", "no recipe chosen: an engineer picks one (or teaches a part)", "")
             return
         uri = self.source.currentText().strip() or self.ctx.settings.source_uri
+        uri = with_camera_settings(uri, recipe_camera_settings(self.recipe_path))  # the recipe's exposure, gain ...
         self.session = LiveSession(uri, self.recipe_path, counters=self.ctx.counters, device=self.ctx.device,
                                    ng_keep=max(1, self.ctx.settings.ng_strip_size), results=self.results,
                                    archive=self.archive)

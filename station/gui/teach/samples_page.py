@@ -104,7 +104,7 @@ class SamplesPage(SessionPage):
     def start_capture(self) -> None:
         if self.grabber is not None and self.grabber.running:
             return
-        self.grabber = FrameGrabber(self.session.source_uri, max_rate=self.capture_rate)
+        self.grabber = FrameGrabber(self.session.capture_uri(), max_rate=self.capture_rate)
         self.grabber.start()
         self.timer.start()
         self.capture_button.setChecked(True)

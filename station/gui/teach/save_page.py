@@ -10,6 +10,7 @@ from PySide6.QtWidgets import QCheckBox, QLabel, QVBoxLayout
 
 from station.app.teach_session import ParamSpec, TeachSession
 from station.detectors.base import available_detectors
+from station.gui.camera_settings import LABELS
 from station.gui.teach.common import SessionPage
 
 if TYPE_CHECKING:
@@ -52,6 +53,9 @@ def summary_html(session: TeachSession, specs: list[ParamSpec] | str | None, reg
         _row("threshold", f"{est.threshold:.5g} (no held-out good sample has a region that large above it)"),
         _row("training time", f"{fit:.1f} s"),
         _row("camera", html.escape(s.source_uri)),
+        _row("camera settings", html.escape(", ".join(f"{LABELS.get(k, k)} {v:g}" if isinstance(v, float) else
+                                                      f"{LABELS.get(k, k)} {v}" for k, v in s.camera_settings.items())
+                                            or "none kept (the camera's own)")),
     ]
     return (f"<p style='font-size:13pt'><b>{html.escape(s.part_name)} v{s.version_to_save()}</b></p>"
             f"<p>saved in {html.escape(str(s.models_dir / s.part_name))}</p>"
