@@ -11,10 +11,8 @@ import pytest
 import torch
 from scipy import ndimage
 
-from station.core.inspection import Inspector
 from station.core.progress import Cancelled, CancelToken
 from station.core.recipe import RecipeError, load_recipe, save_recipe
-from station.core.teach import teach
 from station.detectors.autoencoder import SSIMAutoencoder
 from station.detectors.autoencoder import training as training_module
 from station.detectors.autoencoder.augment import Augmentation, object_samples, texture_patches
@@ -23,6 +21,7 @@ from station.detectors.autoencoder.schedules import schedule_for
 from station.detectors.autoencoder.ssim import SSIMMap, window_1d
 from station.detectors.autoencoder.tiling import average_patch_maps, patch_grid, patch_starts
 from station.detectors.base import Detector, SupportsOnnx, create_detector, detector_info
+from station.detectors.runtime import build_detector, load_inspector, plan_runtime, teach_detector
 
 TINY = dict(schedule="cpu", image_size=64, width=8, latent_dim=16, epochs=2, samples_per_epoch=16,
             batch_size=8, max_train_seconds=0, device="cpu")
@@ -308,12 +307,12 @@ def test_state_round_trip_is_exact(fitted):
 def test_teach_save_load_and_inspect(tmp_path):
     rng = np.random.default_rng(9)
     images = part_images(7, rng)
-    result = teach("tiny part", images[:5], images[5:], "autoencoder", detector_params={**TINY})
+    result = teach_detector("tiny part", images[:5], images[5:], "autoencoder", detector_params={**TINY})
     assert result.recipe.training["schedule"] == "cpu"
     folder = save_recipe(result.recipe, tmp_path / "part")
     recipe = load_recipe(folder)
     assert recipe.detector_config == result.detector.get_config()
-    inspector = Inspector(recipe, device="cpu")
+    inspector = load_inspector(recipe, device="cpu")
     out = inspector.inspect(images[6])
     assert out.anomaly_map.shape == (48, 56)
     np.testing.assert_array_equal(out.anomaly_map, result.detector.predict([images[6]]).anomaly_maps[0])
@@ -331,7 +330,7 @@ def test_cancelled_teach_raises_and_leaves_no_recipe(tmp_path):
 
     part = tmp_path / "part"
     with pytest.raises(Cancelled):
-        result = teach("p", images[:4], images[4:], "autoencoder", detector_params={**TINY, "epochs": 20},
+        result = teach_detector("p", images[:4], images[4:], "autoencoder", detector_params={**TINY, "epochs": 20},
                        progress=progress, cancel=token)
         save_recipe(result.recipe, part)  # never reached
     assert max(p.done for p in seen if p.stage == "training") == 2  # stopped at the next step
@@ -355,17 +354,18 @@ def test_onnx_export_matches_torch_and_refuses_other_weights(fitted, tmp_path):
     with pytest.raises(FileNotFoundError):
         SSIMAutoencoder.from_state(det.get_config(), det.get_state(), backend="onnxruntime",
                                    onnx_dir=tmp_path / "missing")
-    # "auto": ONNX Runtime on the CPU where a current export exists, torch otherwise
-    auto = SSIMAutoencoder.from_state(det.get_config(), det.get_state(), device="cpu", backend="auto",
-                                      onnx_dir=tmp_path / "onnx")
-    assert auto._onnx is not None
-    for onnx_dir in (tmp_path / "missing", None):
-        auto = SSIMAutoencoder.from_state(det.get_config(), det.get_state(), device="cpu", backend="auto",
-                                          onnx_dir=onnx_dir)
-        assert auto._onnx is None
-    stale = SSIMAutoencoder.from_state(det.get_config(), other, device="cpu", backend="auto",
-                                       onnx_dir=tmp_path / "onnx")
-    assert stale._onnx is None  # an export of other weights is not used
+    # "auto" (station.detectors.runtime): ONNX Runtime on the CPU where a current export exists,
+    # torch otherwise
+    def auto(state, onnx_dir):
+        plan = plan_runtime("autoencoder", det.get_config(), device="cpu", backend="auto", onnx_dir=onnx_dir)
+        return build_detector("autoencoder", det.get_config(), state, **plan.options)
+
+    assert auto(det.get_state(), tmp_path / "onnx")._onnx is not None
+    tmp_empty = tmp_path / "empty"
+    tmp_empty.mkdir()
+    for onnx_dir in (tmp_path / "missing", tmp_empty, None):
+        assert auto(det.get_state(), onnx_dir)._onnx is None
+    assert auto(other, tmp_path / "onnx")._onnx is None  # an export of other weights is not used
 
 
 def test_full_schedule_network_runs_end_to_end_on_a_tiny_budget():

@@ -10,8 +10,8 @@ import pytest
 from station.core.datasets import MVTecCategory, iter_images
 from station.core.inspection import Inspector
 from station.core.recipe import load_recipe, save_recipe
-from station.core.teach import teach
 from station.detectors.autoencoder import SSIMAutoencoder
+from station.detectors.runtime import load_inspector, teach_detector
 
 pytestmark = [pytest.mark.slow, pytest.mark.mvtec]
 
@@ -22,13 +22,13 @@ def test_short_teach_on_bottle_through_recipe_and_onnx(mvtec_bottle, tmp_path):
     test = [s for s in cat.test() if s.label in ("good", "broken_large")][::20]
     test_images = [im for _, im in iter_images(test, "rgb")]
     params = dict(schedule="cpu", epochs=1, samples_per_epoch=16, batch_size=8, max_train_seconds=0)
-    result = teach("bottle", good[:8], good[8:], "autoencoder", detector_params=params,
+    result = teach_detector("bottle", good[:8], good[8:], "autoencoder", detector_params=params,
                    runtime={"device": "cpu"})
     assert result.recipe.preprocessing["color_mode"] == "gray"
     assert result.recipe.training["input_size"] == 128
     folder = save_recipe(result.recipe, tmp_path / "bottle")
     recipe = load_recipe(folder)
-    inspector = Inspector(recipe, device="cpu")
+    inspector = load_inspector(recipe, device="cpu")
     results = inspector.inspect_batch(test_images)
     maps = np.stack([r.anomaly_map for r in results])
     assert maps.shape == (len(test_images), 900, 900) and np.all(np.isfinite(maps))

@@ -16,7 +16,7 @@ from station.app.context import StationContext  # noqa: E402
 from station.app.paths import AppPaths  # noqa: E402
 from station.core.datasets import MVTecCategory, iter_images, split_validation  # noqa: E402
 from station.core.recipe import save_recipe  # noqa: E402
-from station.core.teach import teach  # noqa: E402
+from station.detectors.runtime import teach_detector  # noqa: E402
 from station.gui.review_mode import TEACH_FIRST, ReviewPanel  # noqa: E402
 
 
@@ -94,7 +94,7 @@ def test_review_the_bottle(qtbot, ctx, tmp_path, mvtec_bottle):
     train_s, val_s = split_validation(category.train_good()[:8], 0.25)
     train = [im for _, im in iter_images(train_s)]
     val = [im for _, im in iter_images(val_s)]
-    result = teach("bottle", train, val, "test-zscore")
+    result = teach_detector("bottle", train, val, "test-zscore")
     folder = save_recipe(result.recipe, ctx.models_dir / "bottle")
     panel, problems = make_panel(qtbot, ctx)
     panel.fill_recipes()

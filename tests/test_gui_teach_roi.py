@@ -14,8 +14,8 @@ pytestmark = pytest.mark.gui
 from PySide6.QtCore import QRectF, Qt  # noqa: E402
 
 from station.acquisition.synthetic import SyntheticPart  # noqa: E402
-from station.core.inspection import Inspector  # noqa: E402
 from station.core.recipe import load_recipe  # noqa: E402
+from station.detectors.runtime import load_inspector  # noqa: E402
 from station.gui.teach import TeachWizard  # noqa: E402
 
 SIZE = 96
@@ -110,7 +110,7 @@ def test_roi_set_in_the_wizard_is_trained_shown_and_saved(qtbot, ctx):
         w.accept()
     recipe = load_recipe(saved.args[0])
     assert recipe.preprocessing["roi"] == list(ROI)
-    inspector = Inspector(recipe)
+    inspector = load_inspector(recipe)
     good = SyntheticPart(seed=SEED, size=SIZE).render(0).image  # a taught sample: only the blob differs
     assert not inspector.inspect(_with_blob(good, 4, 4)).regions  # on the fixture: not inspected
     inside = inspector.inspect(_with_blob(good, 50, 40))

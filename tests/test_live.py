@@ -15,6 +15,7 @@ from station.acquisition.folder import FolderSource
 from station.acquisition.synthetic import export_mvtec
 from station.core.inspection import Inspector
 from station.core.recipe import RecipeError, load_recipe
+from station.detectors.runtime import detector_from_recipe, load_inspector
 from station.live.handoff import Closed, Handoff
 from station.live.pipeline import LivePipeline
 from station.live.results_db import ResultsLog
@@ -92,7 +93,7 @@ def test_replay_of_the_demo_part_inspects_every_frame(demo_recipe, tmp_path):
 
 def test_a_live_source_drops_the_oldest_and_accounts_for_every_frame(demo_recipe):
     source = open_source("synthetic://demo?fps=100&count=40")
-    pipe = LivePipeline(source, inspector_factory=lambda: SlowInspector(demo_recipe), queue_size=2)
+    pipe = LivePipeline(source, inspector_factory=lambda: SlowInspector(demo_recipe, detector_from_recipe(demo_recipe)), queue_size=2)
     pipe.start()
     assert pipe.wait(60)
     s = pipe.stats()
@@ -104,7 +105,7 @@ def test_a_live_source_drops_the_oldest_and_accounts_for_every_frame(demo_recipe
 def test_a_replay_loses_nothing_even_when_inspection_is_slow(demo_recipe, tmp_path):
     folder = export_mvtec(tmp_path / "washer", n_train=0, n_test_good=6, n_per_defect=1)
     source = FolderSource(folder)
-    pipe = LivePipeline(source, inspector_factory=lambda: SlowInspector(demo_recipe), queue_size=1)
+    pipe = LivePipeline(source, inspector_factory=lambda: SlowInspector(demo_recipe, detector_from_recipe(demo_recipe)), queue_size=1)
     pipe.start()
     assert pipe.wait(60)
     s = pipe.stats()
@@ -237,7 +238,7 @@ def test_state_changes_reach_the_viewer(demo_recipe):
 def test_memory_stays_bounded(demo_recipe):
     """Latency windows and the result slot do not grow with the number of frames."""
     pipe = LivePipeline(open_source("synthetic://demo?fps=0&count=30&jitter=0"),
-                        inspector_factory=lambda: Inspector(demo_recipe))
+                        inspector_factory=lambda: load_inspector(demo_recipe))
     pipe.latency = type(pipe.latency)(size=10)
     pipe.start()
     pipe.wait(30)

@@ -16,6 +16,7 @@ import numpy as np
 
 from station.detectors.base import _REGISTRY, DetectorInfo, Prediction
 from station.detectors.base import register as register_detector
+from station.detectors.runtime import teach_detector
 
 KIND = "test-meanstd"
 
@@ -78,10 +79,10 @@ def teach_recipe(images_train: list[np.ndarray], images_val: list[np.ndarray], f
                  min_defect_area_px: float | None = None) -> Path:
     """Teach and save a recipe with the test detector; returns the part folder."""
     from station.core.recipe import save_recipe
-    from station.core.teach import teach
+
 
     register()
-    result = teach(name, images_train, images_val, KIND, min_defect_area_px=min_defect_area_px)
+    result = teach_detector(name, images_train, images_val, KIND, min_defect_area_px=min_defect_area_px)
     save_recipe(result.recipe, folder)
     return folder
 

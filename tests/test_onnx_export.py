@@ -13,6 +13,7 @@ from station.cli.main import main
 from station.core.recipe import RecipeError, load_recipe, save_recipe
 from station.detectors.base import SupportsOnnx, create_detector
 from station.detectors.patchcore import PatchCore
+from station.detectors.runtime import build_detector, detector_from_recipe, plan_runtime, recipe_runtime
 from station.weights import WeightsStore, random_state_dict
 
 SIZE = 64
@@ -77,21 +78,23 @@ def test_station_export_writes_next_to_the_recipe(fitted, tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert (folder / "onnx" / "patchcore.onnx").is_file() and out["max_relative_difference"] < 1e-3
     loaded = load_recipe(folder)  # the recipe itself is untouched and still verifies
-    from station.core.inspection import detector_from_recipe
-
     det = detector_from_recipe(loaded, device="cpu", backend="onnxruntime", onnx_dir=folder / "onnx")
     assert det.predict(images(1)).anomaly_maps.shape == (1, 80, 70)
 
 
 def test_auto_backend_prefers_a_current_export_on_the_cpu(fitted, tmp_path):
     cfg, state = fitted.get_config(), fitted.get_state()
-    plain = PatchCore.from_state(cfg, state, device="cpu", backend="auto", onnx_dir=tmp_path)
-    assert plain.backend == "torch"  # nothing exported yet
+
+    def auto(st, onnx_dir=tmp_path):
+        plan = plan_runtime("patchcore", cfg, device="cpu", backend="auto", onnx_dir=onnx_dir)
+        return build_detector("patchcore", cfg, st, **plan.options)
+
+    assert auto(state).backend == "torch"  # nothing exported yet
+    assert auto(state, tmp_path / "missing").backend == "torch"
     fitted.export_onnx(tmp_path)
-    fast = PatchCore.from_state(cfg, state, device="cpu", backend="auto", onnx_dir=tmp_path)
-    assert fast.backend == "onnxruntime"
+    assert auto(state).backend == "onnxruntime"
     stale = dict(state, memory_bank=state["memory_bank"] + 1.0)
-    assert PatchCore.from_state(cfg, stale, device="cpu", backend="auto", onnx_dir=tmp_path).backend == "torch"
+    assert auto(stale).backend == "torch"  # an export of another memory bank is not used
 
 
 def test_dynamo_exporter_is_a_working_fallback(fitted, tmp_path, monkeypatch):
@@ -123,8 +126,6 @@ def test_train_can_export_for_onnx_runtime_at_once(fitted, tmp_path, capsys):
     assert "ONNX export" in capsys.readouterr().out
     recipe = load_recipe(tmp_path / "m")
     assert (recipe.path / "onnx" / "patchcore.onnx").is_file()
-    from station.core.inspection import detector_from_recipe, recipe_runtime
-
     assert detector_from_recipe(recipe, **recipe_runtime(recipe, device="cpu")).backend == "onnxruntime"
 
 
@@ -162,7 +163,7 @@ def _taught_part(fitted, tmp_path) -> tuple:
 
 
 def test_station_export_int8_saves_a_cpu_version_with_its_own_threshold(fitted, tmp_path, capsys):
-    from station.core.inspection import Inspector, detector_from_recipe, recipe_runtime
+    from station.core.inspection import Inspector
     from station.core.teach import validation_estimator
 
     data, part = _taught_part(fitted, tmp_path)

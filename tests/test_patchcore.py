@@ -21,6 +21,7 @@ from station.detectors.patchcore.coreset import greedy_coreset, nearest_in_bank,
 from station.detectors.patchcore.embedding import PatchEmbedding
 from station.detectors.patchcore.geometry import InputGeometry
 from station.detectors.patchcore.network import GaussianBlur, PatchScorer
+from station.detectors.runtime import load_inspector, teach_detector
 from station.weights import WeightsError, WeightsStore, random_state_dict
 
 SIZE = 64  # network input: an 8x8 feature grid, fast on two cores
@@ -293,22 +294,21 @@ def test_round_trip_through_state_gives_identical_results(fitted):
 
 
 def test_recipe_records_and_checks_its_weights(fitted, store_home, tmp_path, monkeypatch):
-    from station.core.inspection import Inspector
-    from station.core.teach import teach
 
-    result = teach("part", part_images(5), part_images(2, seed=5), "patchcore",
+
+    result = teach_detector("part", part_images(5), part_images(2, seed=5), "patchcore",
                    {"backbone": "resnet18", "weights": fitted.weights, "input_size": SIZE, "coreset_ratio": 0.25},
                    runtime={"device": "cpu"})
     folder = save_recipe(result.recipe, tmp_path / "models" / "part")
     recipe = load_recipe(folder)
     assert recipe.weights == fitted.weights_info
     image = with_defect(part_images(1, seed=8)[0])
-    res = Inspector(recipe, device="cpu").inspect(image)
+    res = load_inspector(recipe, device="cpu").inspect(image)
     np.testing.assert_allclose(res.anomaly_map, result.detector.predict([image]).anomaly_maps[0], rtol=1e-6)
     # another PC without those weights: a clear error naming the fix
     monkeypatch.setenv("STATION_HOME", str(tmp_path / "empty-home"))
     with pytest.raises(WeightsError, match="station weights import <file> --allow-custom"):
-        Inspector(recipe, device="cpu")
+        load_inspector(recipe, device="cpu")
     monkeypatch.setenv("STATION_HOME", str(store_home))
     # a record that names other weights is refused, never silently replaced
     cfg = dict(recipe.detector_config)

@@ -9,8 +9,8 @@ from helpers_detector import register_test_detector
 
 from station.acquisition.synthetic import SyntheticPart
 from station.app.teach_session import MIN_ROI_SIDE, TeachSession, fit_roi
-from station.core.inspection import Inspector
 from station.core.recipe import load_recipe
+from station.detectors.runtime import load_inspector
 
 SIZE = 96
 
@@ -100,7 +100,7 @@ def test_taught_recipe_inspects_only_inside_the_roi(tmp_path):
     assert recipe.preprocessing["roi"] == list(roi)
 
     good = SyntheticPart(seed=5, size=SIZE).render(50).image
-    inspector = Inspector(recipe)
+    inspector = load_inspector(recipe)
     outside = inspector.inspect(_with_blob(good, 4, 4))  # on the fixture, left of the region
     assert outside.roi == roi and not outside.regions and outside.anomaly_map.shape == (60, 56)
     inside = inspector.inspect(_with_blob(good, 50, 40))
@@ -115,5 +115,5 @@ def test_taught_recipe_inspects_only_inside_the_roi(tmp_path):
     s.roi = None  # the whole image again: the blob on the fixture is found
     s.train()
     s.apply_estimate(s.estimate_for(10.0))
-    whole = Inspector(s.build_recipe()).inspect(_with_blob(good, 4, 4))
+    whole = load_inspector(s.build_recipe()).inspect(_with_blob(good, 4, 4))
     assert whole.roi is None and whole.is_ng

@@ -10,11 +10,10 @@ import cv2
 import numpy as np
 import pytest
 
-from station.core.inspection import Inspector
 from station.core.progress import Cancelled, CancelToken
 from station.core.recipe import load_recipe, save_recipe
-from station.core.teach import teach
 from station.detectors.base import Detector, create_detector
+from station.detectors.runtime import load_inspector, teach_detector
 from station.detectors.variation import VariationModel
 
 SIZE = 160
@@ -177,14 +176,14 @@ def test_mask_as_array_and_bad_masks(data):
 def test_recipe_round_trip_gives_identical_maps(tmp_path, data):
     train, good, bad, _ = data
     polygon = [[[20, 20], [140, 20], [140, 140], [20, 140]]]
-    result = teach("washer", train[:12], train[12:], "variation",
+    result = teach_detector("washer", train[:12], train[12:], "variation",
                    detector_params={**SMALL, "mask": polygon, "statistic": "median"})
     config = result.recipe.detector_config
     assert json.loads(json.dumps(config)) == config  # plain JSON
     assert all(isinstance(v, np.ndarray) for v in result.detector.get_state().values())
     folder = save_recipe(result.recipe, tmp_path / "washer")
     loaded = load_recipe(folder)
-    inspector = Inspector(loaded)
+    inspector = load_inspector(loaded)
     assert inspector.detector.get_config() == config
     images = good + bad
     before = result.detector.predict(images)

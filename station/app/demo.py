@@ -14,7 +14,7 @@ from pathlib import Path
 from station.app.audit import AuditLog
 from station.core.progress import CancelToken, ProgressCallback, checkpoint, report
 from station.core.recipe import RecipeError, load_recipe, save_recipe, versions
-from station.core.teach import teach
+from station.detectors.runtime import teach_detector
 
 log = logging.getLogger(__name__)
 
@@ -69,9 +69,8 @@ def teach_demo_recipe(
         checkpoint(cancel)
         images.append(synthetic.render(DEMO_FIRST_INDEX + i).image)
         report(progress, "rendering demo parts", i + 1, total)
-    result = teach(
-        name=part, train_images=images[:n_train], validation_images=images[n_train:],
-        detector_kind=detector_kind, detector_params=DEMO_PARAMS.get(detector_kind),
+    result = teach_detector(
+        part, images[:n_train], images[n_train:], detector_kind, DEMO_PARAMS.get(detector_kind),
         min_defect_area_px=DEMO_MIN_AREA_PX, pixel_size_mm=DEMO_PIXEL_SIZE_MM,
         training_info={"source": f"synthetic://demo?seed={DEMO_SEED}&size={DEMO_SIZE}",
                        "first_index": DEMO_FIRST_INDEX},

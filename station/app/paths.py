@@ -14,27 +14,12 @@ it: ``$STATION_HOME`` if set, else the platform's per-user data folder::
 
 from __future__ import annotations
 
-import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-ENV_HOME = "STATION_HOME"
+from station.core.home import ENV_HOME, default_home
 
-
-def default_home() -> Path:
-    """``$STATION_HOME``, else ``%LOCALAPPDATA%\\station`` (Windows), ``~/Library/Application
-    Support/station`` (macOS) or ``$XDG_DATA_HOME/station`` (``~/.local/share/station``)."""
-    env = os.environ.get(ENV_HOME)
-    if env:
-        return Path(env).expanduser()
-    if sys.platform == "win32":
-        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
-    elif sys.platform == "darwin":
-        base = Path.home() / "Library" / "Application Support"
-    else:
-        base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
-    return base / "station"
+__all__ = ["ENV_HOME", "AppPaths", "default_home"]
 
 
 @dataclass(frozen=True)

@@ -24,13 +24,12 @@ from station.core.datasets import (
 )
 from station.core.evaluation import EvaluationResult, ImageCallback, evaluate
 from station.core.images import load_image
-from station.core.inspection import InspectionResult, Inspector, recipe_runtime, runtime_options
+from station.core.inspection import InspectionResult
 from station.core.progress import CancelToken, ProgressCallback, checkpoint
 from station.core.recipe import Recipe, load_recipe, save_recipe
 from station.core.report import ImageWriter, write_report
 from station.core.report_html import write_html_report
-from station.core.teach import teach
-from station.detectors.base import detector_info
+from station.detectors.runtime import load_inspector, teach_detector
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +95,7 @@ class ReviewOutcome:
 
 def teach_from_category(category: MVTecCategory, kind: str, models_dir: Path, max_train: int = 0,
                         progress: ProgressCallback | None = None, cancel: CancelToken | None = None,
-                        audit: AuditLog | None = None, runtime: dict[str, Any] | None = None) -> Path:
+                        audit: AuditLog | None = None, device: str | None = "auto") -> Path:
     """Teach ``kind`` on the category's ``train/good`` (10 % held out) and save it under
     ``models_dir/<category>``; returns the version folder."""
     samples = category.train_good()
@@ -109,11 +108,10 @@ def teach_from_category(category: MVTecCategory, kind: str, models_dir: Path, ma
     train = [im for _, im in iter_images(train_s, "keep", problems)]
     checkpoint(cancel)
     val = [im for _, im in iter_images(val_s, "keep", problems)]
-    result = teach(name=category.name, train_images=train, validation_images=val, detector_kind=kind,
-                   preprocessing={"color_mode": detector_info(kind).color_mode, "roi": None},
-                   training_info={"data": str(category.root), "validation_seed": 0,
-                                  "skipped": [str(p) for p, _ in problems]},
-                   progress=progress, cancel=cancel, runtime=runtime)
+    result = teach_detector(category.name, train, val, kind, device=device,
+                            training_info={"data": str(category.root), "validation_seed": 0,
+                                           "skipped": [str(p) for p, _ in problems]},
+                            progress=progress, cancel=cancel)
     checkpoint(cancel)
     folder = save_recipe(result.recipe, models_dir / category.name)
     if audit is not None:
@@ -131,19 +129,17 @@ def run_review(request: ReviewRequest, progress: ProgressCallback | None = None,
     labelled = isinstance(dataset, MVTecCategory)
     taught = None
     recipe_path = request.recipe_path
-    runtime_opts = {"device": request.device} if request.device else {}
     if recipe_path is None:
         if not labelled:
             raise DatasetError(f"{request.data}: teaching first needs an MVTec AD category (train/good); "
                                "choose a recipe for a plain folder")
         if request.models_dir is None:
             raise ValueError("a models folder is needed to save the recipe taught first")
-        runtime = runtime_options(request.detector_kind, **runtime_opts) if runtime_opts else None
         taught = teach_from_category(dataset, request.detector_kind, request.models_dir, request.max_train,
-                                     progress, cancel, audit, runtime=runtime)
+                                     progress, cancel, audit, device=request.device)
         recipe_path = taught
     recipe = load_recipe(recipe_path)
-    inspector = Inspector(recipe, **recipe_runtime(recipe, **runtime_opts))
+    inspector = load_inspector(recipe, device=request.device)
     if labelled:
         category = SubsetCategory(dataset, request.max_per_type) if request.max_per_type else dataset
     else:

@@ -23,13 +23,14 @@ from station.app.recipes import check_part_name, next_version
 from station.core.datasets import MVTecCategory, Problems, iter_images, open_dataset
 from station.core.progress import CancelToken, ProgressCallback, checkpoint, report
 from station.core.recipe import Recipe, save_recipe
-from station.core.teach import TeachResult, default_min_defect_area, teach
+from station.core.teach import TeachResult, default_min_defect_area
 from station.core.threshold import ThresholdEstimate
-from station.detectors.base import detector_class, detector_info
+from station.core.units import area_from_px, area_to_px
+from station.detectors.base import RUNTIME_OPTIONS, detector_class
+from station.detectors.runtime import teach_detector
 
 MIN_IMAGES = 4  # at least 3 to learn from and 1 held out; the wizard recommends far more
 RECOMMENDED_IMAGES = 20
-RUNTIME_PARAMS = ("device", "backend", "onnx_dir", "num_threads")  # machine options, not recipe parameters
 MIN_ROI_SIDE = 32  # smaller crops leave the deep detectors' feature maps a few cells wide
 
 Roi = tuple[int, int, int, int]  # x, y, width, height in pixels of the original image
@@ -57,19 +58,12 @@ def detector_params(kind: str) -> list[ParamSpec]:
     docs = docstring_parameters(cls.__doc__)
     specs = []
     for p in inspect.signature(cls).parameters.values():
-        if p.name in RUNTIME_PARAMS or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) or p.default is p.empty:
+        if p.name in RUNTIME_OPTIONS or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) or p.default is p.empty:
             continue
         if isinstance(p.default, (bool, int, float, str)):
             text = param_text(p.name, p.default, docs.get(p.name, ""))
             specs.append(ParamSpec(p.name, p.default, type(p.default), text))
     return specs
-
-
-def accepts_device(kind: str) -> bool:
-    try:
-        return "device" in inspect.signature(detector_class(kind)).parameters
-    except (TypeError, ValueError):
-        return False
 
 
 def fit_roi(roi: Sequence[float] | None, shape: tuple[int, ...]) -> Roi | None:
@@ -259,21 +253,20 @@ class TeachSession:
         return False
 
     def train(self, progress: ProgressCallback | None = None, cancel: CancelToken | None = None,
-              runtime: dict[str, Any] | None = None) -> TeachResult:
+              device: str | None = "auto") -> TeachResult:
+        """Teach on the samples; ``device``: the station's preference for detectors that use one."""
         problem = self.samples_problem() or self.name_problem()
         if problem:
             raise ValueError(problem)
-        info = detector_info(self.detector_kind)
         train_idx, val_idx = self.split()
-        result = teach(
-            name=self.part_name, train_images=[self.images[i] for i in train_idx],
-            validation_images=[self.images[i] for i in val_idx], detector_kind=self.detector_kind,
-            detector_params=dict(self.params), min_defect_area_px=self.min_defect_area_px,
-            preprocessing={"color_mode": info.color_mode, "roi": list(self._roi) if self._roi else None},
+        result = teach_detector(
+            self.part_name, [self.images[i] for i in train_idx], [self.images[i] for i in val_idx],
+            self.detector_kind, dict(self.params), device=device, min_defect_area_px=self.min_defect_area_px,
+            preprocessing={"roi": list(self._roi) if self._roi else None},
             pixel_size_mm=self.pixel_size_mm,
             training_info={"source": self.samples_source(), "camera": self.source_uri, "validation_seed": self.seed,
                            "origins": self.origins[:1000]},
-            progress=progress, cancel=cancel, runtime=runtime)
+            progress=progress, cancel=cancel)
         checkpoint(cancel)
         self.result = result
         self.estimate = result.estimate
@@ -291,18 +284,10 @@ class TeachSession:
         return default_min_defect_area(shape) if shape else 1.0
 
     def area_to_px(self, value: float, unit: str) -> float:
-        if unit == "px":
-            return float(value)
-        if not self.pixel_size_mm:
-            raise ValueError("areas in mm² need the pixel size (mm per pixel)")
-        return float(value) / self.pixel_size_mm ** 2
+        return area_to_px(value, unit, self.pixel_size_mm)
 
     def area_from_px(self, area_px: float, unit: str) -> float:
-        if unit == "px":
-            return float(area_px)
-        if not self.pixel_size_mm:
-            raise ValueError("areas in mm² need the pixel size (mm per pixel)")
-        return float(area_px) * self.pixel_size_mm ** 2
+        return area_from_px(area_px, unit, self.pixel_size_mm)
 
     def estimate_for(self, min_defect_area_px: float) -> ThresholdEstimate:
         """Re-estimate the threshold for a new minimum area on the held-out good samples."""

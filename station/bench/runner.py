@@ -16,7 +16,6 @@ A detector whose module is not importable yet is reported as skipped, with the r
 
 from __future__ import annotations
 
-import inspect
 import logging
 import multiprocessing
 import tempfile
@@ -91,7 +90,7 @@ def run_case(kind: str, device: str, config: BenchConfig) -> dict[str, Any]:
     """One detector on one device (see the module docstring). Never raises: errors are reported."""
     row: dict[str, Any] = {"kind": kind, "device": device}
     try:
-        from station.detectors.base import create_detector, detector_class
+        from station.detectors.base import create_detector, detector_class, detector_info
 
         try:
             cls = detector_class(kind)
@@ -106,8 +105,8 @@ def run_case(kind: str, device: str, config: BenchConfig) -> dict[str, Any]:
                                config.synthetic, config.synthetic_size)
         row.update({"data": data.source, "image_shape": list(data.shape), "n_fit": len(data.train)})
         params = dict(config.params.get(kind, {}))
-        init_params = set(inspect.signature(cls).parameters)
-        if "device" in init_params:
+        info = detector_info(kind)
+        if info.uses_device:
             params["device"] = device
         elif device != "cpu":
             row["skipped"] = "runs on the CPU only"
@@ -126,12 +125,12 @@ def run_case(kind: str, device: str, config: BenchConfig) -> dict[str, Any]:
         if getattr(detector, "weights_info", None):
             row["weights"] = _jsonable(detector.weights_info)
         # detectors that export to ONNX run on torch; the others (e.g. numpy/OpenCV) natively
-        row["native"] = {"backend": "torch" if callable(getattr(cls, "export_onnx", None)) else "native",
+        row["native"] = {"backend": "torch" if info.uses_device else "native",
                          **_inference(detector, data.test, device, config)}
         row["threshold"] = _threshold(detector, data.test)
-        if config.onnx and callable(getattr(cls, "export_onnx", None)):
+        if config.onnx and info.onnx:
             row["onnxruntime"] = _onnx(cls, detector, data.test, device, config)
-            if device == "cpu" and "int8_calibration" in inspect.signature(cls.export_onnx).parameters:
+            if device == "cpu" and info.int8:
                 # calibrated on fit images (as `station export --int8` does on the part's good ones)
                 row["onnxruntime_int8"] = _onnx(cls, detector, data.test, device, config,
                                                 int8_calibration=data.train[:INT8_CALIBRATION])

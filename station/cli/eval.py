@@ -33,14 +33,14 @@ def run(args: argparse.Namespace) -> int:
     from station.cli.common import ProgressPrinter
     from station.core.datasets import MVTecCategory
     from station.core.evaluation import evaluate
-    from station.core.inspection import Inspector, recipe_runtime
     from station.core.recipe import load_recipe
     from station.core.report import ImageWriter, metrics_table, write_report
     from station.core.teach import validation_estimator
+    from station.detectors.runtime import load_inspector
 
     recipe = load_recipe(args.recipe)
     category = MVTecCategory(args.data)
-    inspector = Inspector(recipe, **recipe_runtime(recipe, device=args.device, backend=args.backend))
+    inspector = load_inspector(recipe, device=args.device, backend=args.backend)
     if args.min_area is not None:
         est = validation_estimator(recipe).estimate(args.min_area)
         inspector.set_threshold(est.threshold, args.min_area)

@@ -6,7 +6,6 @@ import argparse
 import json
 from pathlib import Path
 
-ONNX_SUBDIR = "onnx"
 CALIBRATION_IMAGES = 32  # good images that set the int8 activation ranges: 16 to 64 measured alike
 
 
@@ -32,10 +31,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from station.core.recipe import load_recipe
+    from station.detectors.runtime import ONNX_SUBDIR
 
     recipe = load_recipe(args.recipe)
     if args.int8:
-        from station.detectors.patchcore.int8_recipe import make_int8_version
+        from station.app.int8_recipe import make_int8_version
 
         calibration, validation = int8_images(recipe, args.calibration_data, args.calibration_images)
         folder, result = make_int8_version(recipe, calibration, validation)
@@ -51,11 +51,11 @@ def run(args: argparse.Namespace) -> int:
 def export_recipe(recipe, out: Path | None = None, check: bool = True) -> dict:
     """Export the recipe's network as ONNX (default: ``<version>/onnx``) and, with ``check``, verify
     that ONNX Runtime reproduces torch's maps. Returns what was written."""
-    from station.core.inspection import detector_from_recipe
     from station.core.recipe import RecipeError
-    from station.detectors.base import detector_class
+    from station.detectors.base import detector_info
+    from station.detectors.runtime import ONNX_SUBDIR, detector_from_recipe
 
-    if not callable(getattr(detector_class(recipe.detector_kind), "export_onnx", None)):
+    if not detector_info(recipe.detector_kind).onnx:
         raise RecipeError(f"{recipe.label}: the {recipe.detector_kind} detector has no ONNX export")
     if recipe.detector_config.get("onnx_precision") == "int8":  # re-exporting would drop its int8 model
         raise RecipeError(f"{recipe.label} is an int8 version with its export made when it was saved; make a "
@@ -75,8 +75,8 @@ def verify(recipe, detector, onnx_dir: Path, tolerance: float = 1e-3, **runtime)
     if the maps disagree."""
     import numpy as np
 
-    from station.core.inspection import detector_from_recipe
     from station.core.recipe import RecipeError
+    from station.detectors.runtime import detector_from_recipe
 
     shape = tuple(recipe.validation.get("image_shape") or (256, 256))
     rng = np.random.default_rng(0)

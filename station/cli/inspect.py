@@ -85,8 +85,9 @@ def _verdict_line(live: Any) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from station.acquisition.base import open_source
-    from station.core.inspection import Inspector, recipe_runtime
+    from station.core.inspection import Inspector
     from station.core.recipe import load_recipe, versions
+    from station.detectors.runtime import detector_from_recipe, recipe_runtime
     from station.live.archive import ImageArchive
     from station.live.pipeline import LivePipeline
     from station.live.results_db import ResultsError, ResultsLog
@@ -144,7 +145,10 @@ def run(args: argparse.Namespace) -> int:
         with out_lock:
             print(f"source {state.value}{': ' + message if message else ''}", file=sys.stderr, flush=True)
 
-    pipeline = LivePipeline(source, inspector_factory=lambda: Inspector(recipe, **runtime), results=results,
+    def inspector() -> Inspector:  # built on the inspection thread, which owns it
+        return Inspector(recipe, detector_from_recipe(recipe, **runtime))
+
+    pipeline = LivePipeline(source, inspector_factory=inspector, results=results,
                             archive=archive, queue_size=args.queue, max_frames=args.frames,
                             on_result=on_result, on_state=on_state)
     if line is not None:

@@ -20,12 +20,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from station.core.images import ImageLoadError, load_image, save_image
-    from station.core.inspection import Inspector, recipe_runtime
     from station.core.overlay import render_overlay
     from station.core.recipe import load_recipe
+    from station.detectors.runtime import load_inspector
 
     recipe = load_recipe(args.recipe)
-    inspector = Inspector(recipe, **recipe_runtime(recipe, device=args.device))
+    inspector = load_inspector(recipe, device=args.device)
     any_ng, errors = False, 0
     for path in args.images:
         try:

@@ -72,14 +72,14 @@ def audit_refused_login(user: str) -> None:
 def recipe_selector(pipeline: Any, recipe_root: Path, device: str | None, control: Any) -> Any:
     """SelectRecipe(name): load ``<recipe_root>/<name>`` (its newest version) off the inspection thread,
     then hand the new inspector's state over to the inspection thread before its next frame."""
-    from station.core.inspection import Inspector, recipe_runtime
     from station.core.recipe import load_recipe
+    from station.detectors.runtime import load_inspector
 
     def select(name: str) -> str:
         if not name or "/" in name or name.startswith("."):
             raise ValueError(f"{name!r} is not a recipe name")
         recipe = load_recipe(recipe_root / name)
-        new = Inspector(recipe, **recipe_runtime(recipe, device=device))
+        new = load_inspector(recipe, device=device)
         pipeline.call_in_inspector(lambda inspector: inspector.__dict__.update(new.__dict__))
         control.set_recipe(recipe.name, recipe.version)
         return recipe.label

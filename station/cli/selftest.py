@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
-import inspect
 import json
 import os
 import platform
@@ -364,25 +363,20 @@ def _check_detector(kind: str, frames: list[Any], device: str) -> tuple[str, dic
 
 
 def _teach_and_inspect(kind: str, frames: list[Any], device: str) -> tuple[str, dict[str, Any]]:
-    from station.core.inspection import Inspector, runtime_options
     from station.core.recipe import load_recipe, save_recipe
-    from station.core.teach import teach
-    from station.detectors.base import detector_class
+    from station.detectors.runtime import load_inspector, teach_detector
 
     good = [f.image for f in frames if f.meta.get("label") == "good"]
     bad = [f for f in frames if f.meta.get("label") != "good"]
     if len(good) < 6 or not bad:
         raise CheckFailed(f"the synthetic source gave {len(good)} good and {len(bad)} defective frames")
     params, label = _detector_params(kind)
-    # the device goes to detectors that take one: when teaching to the constructor, when loading to from_state
-    takes_device = "device" in inspect.signature(detector_class(kind)).parameters
-    result = teach(f"selftest-{kind}", good[:-4], good[-4:], kind, params, min_defect_area_px=20.0,
-                   runtime={"device": device} if takes_device else None)
-    runtime = runtime_options(kind, device=device) if takes_device else {}
+    result = teach_detector(f"selftest-{kind}", good[:-4], good[-4:], kind, params, device=device,
+                            min_defect_area_px=20.0)
     with tempfile.TemporaryDirectory(prefix="station-selftest-") as tmp:
         folder = save_recipe(result.recipe, Path(tmp) / kind)
         recipe = load_recipe(folder)
-        inspector = Inspector(recipe, **runtime)
+        inspector = load_inspector(recipe, device=device)
         checked = [good[0], bad[0].image]
         outcomes = inspector.inspect_batch(checked[:1]) + inspector.inspect_batch(checked[1:])
     for image, outcome in zip(checked, outcomes, strict=True):
@@ -499,13 +493,12 @@ def _check_onnxruntime() -> tuple[str, dict[str, Any]]:
 def _check_recipe(path: Path, device: str) -> tuple[str, dict[str, Any]]:
     import numpy as np
 
-    from station.core.inspection import Inspector, recipe_runtime
     from station.core.recipe import load_recipe
+    from station.detectors.runtime import load_inspector
 
     recipe = load_recipe(path)
     # never download here: the check is whether this PC has what the recipe needs (and its export, if any)
-    runtime = recipe_runtime(recipe, device=device, allow_download=False)
-    inspector = Inspector(recipe, **runtime)  # PatchCore: finds its weights by SHA-256 or fails saying how
+    inspector = load_inspector(recipe, device=device, allow_download=False)  # PatchCore: finds its weights by SHA-256 or fails saying how
     h, w = (int(v) for v in recipe.validation.get("image_shape") or (256, 256))
     roi = recipe.preprocessing.get("roi")
     if roi:

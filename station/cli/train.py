@@ -38,16 +38,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from station.core.datasets import Problems, iter_images, open_dataset, split_validation
     from station.core.recipe import save_recipe
-    from station.core.teach import teach
-    from station.detectors.base import detector_class, detector_info
+    from station.core.units import mm2_to_px
+    from station.detectors.base import detector_info
+    from station.detectors.runtime import teach_detector
 
     info = detector_info(args.detector)  # fail early on an unknown detector
     if args.min_area_mm2 is not None:
         if not args.pixel_size:
             raise SystemExit("error: --min-area-mm2 needs --pixel-size (mm per pixel)")
-        args.min_area = args.min_area_mm2 / args.pixel_size ** 2
+        args.min_area = mm2_to_px(args.min_area_mm2, args.pixel_size)
     params = dict(args.param)
-    runtime = {"device": args.device} if "device" in _init_params(detector_class(args.detector)) else {}
 
     dataset = open_dataset(args.data)
     samples = dataset.train_good()
@@ -67,14 +67,14 @@ def run(args: argparse.Namespace) -> int:
           f"({dataset.root})")
     pre = {"color_mode": args.color or info.color_mode, "roi": args.roi}
     t0 = time.perf_counter()
-    result = teach(
-        name=args.name or args.out.name, train_images=train, validation_images=val,
-        detector_kind=args.detector, detector_params=params, min_defect_area_px=args.min_area,
+    result = teach_detector(
+        args.name or args.out.name, train, val, args.detector, params, device=args.device,
+        min_defect_area_px=args.min_area,
         preprocessing=pre, pixel_size_mm=args.pixel_size,
         training_info={"data": str(dataset.root), "validation_seed": args.seed,
                        "validation_fraction": args.validation_fraction, "max_images": args.max_images,
                        "skipped": [str(p) for p, _ in problems]},
-        progress=ProgressPrinter(), runtime=runtime)
+        progress=ProgressPrinter())
     for note in result.notes:
         print(note)
     folder = save_recipe(result.recipe, args.out)
@@ -93,12 +93,3 @@ def run(args: argparse.Namespace) -> int:
         "fit_seconds": result.recipe.training.get("fit_seconds"),
         "total_seconds": round(time.perf_counter() - t0, 2)}, indent=2))
     return 0
-
-
-def _init_params(cls: type) -> set[str]:
-    import inspect
-
-    try:
-        return set(inspect.signature(cls).parameters)
-    except (TypeError, ValueError):
-        return set()

@@ -8,7 +8,10 @@ warning instead of an error.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +47,10 @@ def pick_device(preference: str = "auto") -> DeviceChoice:
         dev = "cuda" if pref == "auto" else pref
         index = int(dev.split(":")[1]) if ":" in dev else 0
         if index < torch.cuda.device_count():
+            # process-wide and set once, here: every model has one input size, so cuDNN's own
+            # kernel search pays off; nothing toggles it per job (a teach beside a live inspection
+            # would change the inspection's kernels)
+            torch.backends.cudnn.benchmark = True
             choice = DeviceChoice(dev, torch.cuda.get_device_name(index), "GPU available")
             log.info("compute device: %s (%s)", choice.device, choice.name)
             return choice
@@ -93,3 +100,48 @@ def fall_back_to_cpu(what: str) -> DeviceChoice:
     reason = f"{what} ran out of GPU memory; continuing on the CPU"
     log.warning(reason)
     return DeviceChoice("cpu", f"CPU ({threads} threads)", reason)
+
+
+def _openmp_set_threads() -> Any:
+    """``omp_set_num_threads`` of the OpenMP runtime torch runs on, or None where it cannot be found."""
+    import ctypes
+    import glob
+    import os
+
+    import torch
+
+    candidates = [None]  # the symbols already loaded into the process
+    lib_dir = os.path.join(os.path.dirname(torch.__file__), "lib")
+    for pattern in ("libgomp*.so*", "libiomp5*", "libomp*", "vcomp*.dll"):
+        candidates += sorted(glob.glob(os.path.join(lib_dir, pattern)))
+    for name in candidates:
+        try:
+            return ctypes.CDLL(name).omp_set_num_threads
+        except (OSError, AttributeError):
+            continue
+    return None
+
+
+@contextmanager
+def torch_threads_on_this_thread(n: int) -> Iterator[None]:
+    """Run torch's CPU ops *on the calling thread only* with ``n`` OpenMP threads for a while.
+
+    ``torch.set_num_threads`` is process-wide: called on a teach worker it also throttles a live
+    inspection running beside it, and every thread started meanwhile keeps the reduced count for
+    good. OpenMP's own ``omp_set_num_threads`` changes only the calling thread's setting, which is
+    what torch's intra-op pool reads. Where that runtime cannot be reached (a build on another
+    OpenMP), nothing is changed: slower for the caller, never for anyone else.
+    """
+    import torch
+
+    setter = _openmp_set_threads()
+    before = torch.get_num_threads()
+    if setter is None:
+        log.debug("OpenMP runtime not found; torch keeps %d threads on this thread", before)
+        yield
+        return
+    setter(int(n))
+    try:
+        yield
+    finally:
+        setter(before)

@@ -1,7 +1,8 @@
 """Inspecting parts with a recipe: preprocessing, the detector, regions and the verdict.
 
 :class:`Inspector` is what the live loop, the CLI and the GUI's inference worker hold. It is not
-thread-safe by design: one worker thread owns it (and with it the detector and its device).
+thread-safe by design: one worker thread owns it (and with it the detector and its device). It is
+handed its detector; building one by name for this machine is ``station.detectors.runtime``.
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ from typing import Any
 
 import numpy as np
 
+from station.core.detector import Detector
 from station.core.geometry import Geometry, predict_in_geometry
 from station.core.images import convert_color
 from station.core.recipe import Recipe
 from station.core.regions import DefectRegion, Verdict, find_regions, shift_region, verdict_for
-from station.detectors.base import Detector, detector_class
 
 
 @dataclass
@@ -102,38 +103,13 @@ def preprocess(image: np.ndarray, preprocessing: dict[str, Any]) -> np.ndarray:
     return convert_color(image, preprocessing.get("color_mode", "rgb"))
 
 
-def runtime_options(kind: str, **options: Any) -> dict[str, Any]:
-    """The subset of ``options`` (e.g. ``device``, ``backend``) that detector ``kind``'s ``from_state``
-    accepts, so callers can pass machine options without knowing each detector."""
-    import inspect
-
-    params = inspect.signature(detector_class(kind).from_state).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return {k: v for k, v in options.items() if v is not None}
-    return {k: v for k, v in options.items() if k in params and v is not None}
-
-
-def recipe_runtime(recipe: Recipe, device: str | None = None, backend: str | None = "auto",
-                   **extra: Any) -> dict[str, Any]:
-    """Machine options for inspecting with ``recipe``: the device, and the ONNX Runtime export next to
-    the recipe version (``<version>/onnx``, written by ``station export``), which detectors with
-    ``backend="auto"`` use where it is the faster path -- filtered to what the detector accepts."""
-    onnx_dir = recipe.path / "onnx" if recipe.path is not None else None
-    return runtime_options(recipe.detector_kind, device=device, backend=backend, onnx_dir=onnx_dir, **extra)
-
-
-def detector_from_recipe(recipe: Recipe, **runtime: Any) -> Detector:
-    """Rebuild the recipe's fitted detector (``runtime``: e.g. ``device='cuda'``)."""
-    cls = detector_class(recipe.detector_kind)
-    return cls.from_state(recipe.detector_config, recipe.detector_state(), **runtime)
-
-
 class Inspector:
-    """Applies one recipe to images: OK/NG, regions, anomaly map, latency."""
+    """Applies one recipe to images: OK/NG, regions, anomaly map, latency. ``detector`` is the recipe's
+    fitted detector (``station.detectors.runtime.load_inspector`` builds both for this machine)."""
 
-    def __init__(self, recipe: Recipe, detector: Detector | None = None, **runtime: Any) -> None:
+    def __init__(self, recipe: Recipe, detector: Detector) -> None:
         self.recipe = recipe
-        self.detector = detector if detector is not None else detector_from_recipe(recipe, **runtime)
+        self.detector = detector
         self.threshold = float(recipe.threshold)
         self.min_defect_area_px = float(recipe.min_defect_area_px)
         self.geometry = Geometry.from_dict(recipe.preprocessing.get("geometry"))

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 import station
+from station.core.units import px_to_mm2
 
 SCHEMA_VERSION = 1
 RECIPE_FILE = "recipe.json"
@@ -80,7 +81,7 @@ class Recipe:
     def min_defect_area_mm2(self) -> float | None:
         if not self.pixel_size_mm:
             return None
-        return self.min_defect_area_px * self.pixel_size_mm ** 2
+        return px_to_mm2(self.min_defect_area_px, self.pixel_size_mm)
 
 
 # --- migrations: each takes schema n and returns schema n + 1 --------------------------------------
@@ -127,6 +128,12 @@ def _fsync_dir(path: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def version_number(folder: str | Path) -> int | None:
+    """The version a folder named ``vNNNN`` holds, or None for any other name."""
+    m = _VERSION_DIR.match(Path(folder).name)
+    return int(m.group(1)) if m else None
 
 
 def versions(part_dir: str | Path) -> list[tuple[int, Path]]:

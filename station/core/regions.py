@@ -14,6 +14,8 @@ from enum import Enum
 import cv2
 import numpy as np
 
+from station.core.units import px_to_mm2
+
 
 class Verdict(str, Enum):
     OK = "OK"
@@ -32,7 +34,7 @@ class DefectRegion:
     contour: np.ndarray = field(repr=False, compare=False)  # (N, 2) int32 polygon, x/y
 
     def area_mm2(self, pixel_size_mm: float) -> float:
-        return self.area_px * pixel_size_mm * pixel_size_mm
+        return px_to_mm2(self.area_px, pixel_size_mm)
 
     def to_dict(self, pixel_size_mm: float | None = None) -> dict:
         d = {

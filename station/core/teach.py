@@ -15,6 +15,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from station.core.detector import Detector, DetectorFactory
 from station.core.geometry import (
     Geometry,
     choose_geometry,
@@ -27,7 +28,6 @@ from station.core.inspection import preprocess
 from station.core.progress import CancelToken, ProgressCallback, checkpoint, report
 from station.core.recipe import VALIDATION_PREFIX, Recipe
 from station.core.threshold import ThresholdEstimate, ThresholdEstimator
-from station.detectors.base import Detector, create_detector, detector_info
 
 VALIDATION_MAP_SIDE = 256  # stored validation maps are reduced to this longer side
 DEFAULT_VALIDATION_FRACTION = 0.1
@@ -85,7 +85,7 @@ def teach(
     name: str,
     train_images: Sequence[np.ndarray],
     validation_images: Sequence[np.ndarray],
-    detector_kind: str,
+    factory: DetectorFactory,
     detector_params: dict[str, Any] | None = None,
     min_defect_area_px: float | None = None,
     preprocessing: dict[str, Any] | None = None,
@@ -93,17 +93,17 @@ def teach(
     training_info: dict[str, Any] | None = None,
     progress: ProgressCallback | None = None,
     cancel: CancelToken | None = None,
-    runtime: dict[str, Any] | None = None,
 ) -> TeachResult:
     """Teach a part. Images are raw (camera/file) images of any size; the recipe's preprocessing
     (ROI, colour mode) is applied here, then the working geometry (see :mod:`station.core.geometry`:
-    ``detector_params`` may carry ``fit``, ``work_size``, ``tile_overlap``). Nothing is saved: the
-    caller decides (``save_recipe``)."""
+    ``detector_params`` may carry ``fit``, ``work_size``, ``tile_overlap``). ``factory`` builds the
+    detector and says what its registry entry declares (``station.detectors.runtime.teach_detector``
+    gives one by name). Nothing is saved: the caller decides (``save_recipe``)."""
     if not train_images:
         raise TeachError("teaching needs at least one good training image")
     if not validation_images:
         raise TeachError("teaching needs anomaly-free validation images to estimate the threshold")
-    info = detector_info(detector_kind)
+    info = factory
     geometry_options, detector_params = split_geometry_params(detector_params)
     pre = {"color_mode": info.color_mode, "roi": None, **(preprocessing or {})}
     pre.pop("geometry", None)  # chosen anew below, for these images
@@ -114,7 +114,7 @@ def teach(
     if min_defect_area_px is None:
         min_defect_area_px = default_min_defect_area(shape)
 
-    detector = _create(detector_kind, detector_params, runtime)
+    detector = factory.create(detector_params)
     geometry = choose_geometry(info.geometry, _size_setting(detector, detector_params, info.geometry.size_param),
                                shapes, geometry_options, info.title)
     pre["geometry"] = geometry.to_dict()
@@ -141,7 +141,7 @@ def teach(
         state[f"{VALIDATION_PREFIX}{i:04d}"] = m
     recipe = Recipe(
         name=name,
-        detector_kind=detector_kind,
+        detector_kind=factory.kind,
         detector_config=detector.get_config(),
         threshold=estimate.threshold,
         min_defect_area_px=float(min_defect_area_px),
@@ -175,27 +175,6 @@ def _size_setting(detector: Detector, params: dict[str, Any], name: str | None) 
         default = inspect.signature(type(detector)).parameters.get(name)
         value = None if default is None or default.default is inspect.Parameter.empty else default.default
     return {} if value is None else {name: value}
-
-
-def _create(kind: str, params: dict[str, Any], runtime: dict[str, Any] | None) -> Detector:
-    """A new detector; a parameter it does not know is a user error that names the ones it has."""
-    try:
-        return create_detector(kind, **params, **(runtime or {}))
-    except TypeError as exc:
-        import inspect
-
-        from station.core.geometry import GEOMETRY_PARAMS
-        from station.detectors.base import detector_class
-
-        try:
-            known = [p for p in inspect.signature(detector_class(kind)).parameters if p not in (runtime or {})]
-        except (TypeError, ValueError):
-            raise exc from None
-        unknown = sorted(set(params) - set(known))
-        if not unknown:
-            raise
-        raise TeachError(f"{kind} has no parameter {', '.join(unknown)}; its parameters are "
-                         f"{', '.join(known)}, and for the image geometry {', '.join(GEOMETRY_PARAMS)}") from None
 
 
 def reduce_validation_map(m: np.ndarray, side: int) -> np.ndarray:

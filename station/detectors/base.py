@@ -1,96 +1,63 @@
-"""The ``Detector`` protocol and the registry that finds detectors by name.
+"""The registry that finds detectors by name, and what each declares it can do.
 
-A detector learns from good images only. It turns images into anomaly maps at the images' own
-resolution plus one score per image; the core does everything after that (regions, threshold,
-verdict, metrics). Its state is plain data -- a JSON-able config and a dict of numpy arrays -- so a
-recipe stores it without pickles.
-
-Detector modules are imported lazily: asking for the variation model never imports torch.
+The ``Detector`` protocol itself lives in the core (``station.core.detector``), which works with any
+detector it is handed; this package holds the detectors and builds them by name
+(``station.detectors.runtime``). Detector modules are imported lazily: asking for the variation model
+never imports torch.
 """
 
 from __future__ import annotations
 
 import difflib
 import importlib
-from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any
 
-import numpy as np
-
+from station.core.detector import Detector, Prediction, SupportsOnnx
 from station.core.geometry import FITS, GeometrySpec
 from station.core.images import ColorMode
-from station.core.progress import CancelToken, ProgressCallback
+
+__all__ = ["Detector", "DetectorInfo", "Prediction", "SupportsOnnx", "available_detectors", "create_detector",
+           "detector_class", "detector_info", "register"]
 
 
-@dataclass
-class Prediction:
-    """``anomaly_maps``: ``(N, H, W)`` float32 at the input images' resolution (higher = more
-    anomalous); ``scores``: ``(N,)`` image-level anomaly scores."""
-
-    anomaly_maps: np.ndarray
-    scores: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.scores)
-
-
-@runtime_checkable
-class Detector(Protocol):
-    """What every detector provides. Images are ``uint8`` RGB ``(H, W, 3)`` or gray ``(H, W)``, all of
-    one size within a call; the detector converts to its own colour mode and input size."""
-
-    kind: ClassVar[str]
-
-    def fit(
-        self,
-        images: Sequence[np.ndarray],
-        progress: ProgressCallback | None = None,
-        cancel: CancelToken | None = None,
-    ) -> dict[str, Any]:
-        """Learn from good images. Reports progress, stops with ``Cancelled`` at cancel points.
-        Returns JSON-able statistics of the fit (time, sizes)."""
-        ...
-
-    def predict(self, images: Sequence[np.ndarray]) -> Prediction:
-        """Anomaly maps and scores for a batch of images."""
-        ...
-
-    def get_config(self) -> dict[str, Any]:
-        """The parameters needed to rebuild this detector (JSON-able)."""
-        ...
-
-    def get_state(self) -> dict[str, np.ndarray]:
-        """The learned tensors, as numpy arrays (saved to safetensors/npz by the recipe)."""
-        ...
-
-    @classmethod
-    def from_state(cls, config: dict[str, Any], state: dict[str, np.ndarray], **runtime: Any) -> Detector:
-        """Rebuild a fitted detector. ``runtime`` carries machine-specific options (e.g. ``device``)."""
-        ...
-
-
-@runtime_checkable
-class SupportsOnnx(Protocol):
-    """Optional: detectors whose network can run through ONNX Runtime.
-
-    ``export_onnx`` writes the ONNX file(s) of the fitted detector into ``directory`` and returns their
-    paths; ``from_state(..., backend="onnxruntime", onnx_dir=directory)`` then runs inference through
-    them (``backend="torch"`` is the default everywhere).
-    """
-
-    def export_onnx(self, directory: Path) -> list[Path]: ...
+RUNTIME_OPTIONS = ("device", "backend", "onnx_dir", "threads", "allow_download", "inference_batch")
+"""Every machine option a detector may declare: where and how it runs, never what it learned. They are
+keyword arguments of the constructor and of ``from_state`` and never stored in a recipe."""
 
 
 @dataclass(frozen=True)
 class DetectorInfo:
+    """What the station knows about a detector without importing it: its name, where it lives, and
+    what it can do. Callers ask these fields -- never the class's signatures -- whether a detector
+    takes a device, exports to ONNX or has an int8 model (``station.detectors.runtime`` acts on them).
+    """
+
     kind: str
     target: str  # "module:Class", imported on first use
     title: str
     summary: str  # one line for the teach-in wizard: what the detector suits
     color_mode: ColorMode = "rgb"
     geometry: GeometrySpec = GeometrySpec()  # how images of any size reach it (station.core.geometry)
+    # the machine options (a subset of RUNTIME_OPTIONS) its constructor and from_state accept;
+    # "device" means it runs on torch and is given the device the station picked
+    runtime: tuple[str, ...] = ()
+    onnx: bool = False  # export_onnx() and from_state(backend="onnxruntime", onnx_dir=...)
+    # export_onnx(int8_calibration=...) also writes an int8 model; a recipe version whose config says
+    # onnx_precision="int8" inspects only with it, through ONNX Runtime on the CPU
+    int8: bool = False
+
+    def __post_init__(self) -> None:
+        unknown = set(self.runtime) - set(RUNTIME_OPTIONS)
+        if unknown:
+            raise ValueError(f"detector {self.kind!r} declares unknown runtime options {sorted(unknown)}")
+        if (self.onnx or self.int8) and not {"backend", "onnx_dir"} <= set(self.runtime):
+            raise ValueError(f"detector {self.kind!r} exports to ONNX, so it must take 'backend' and 'onnx_dir'")
+
+    @property
+    def uses_device(self) -> bool:
+        """Whether it runs on torch and takes the compute device the station picks."""
+        return "device" in self.runtime
 
 
 _REGISTRY: dict[str, DetectorInfo] = {}
@@ -148,6 +115,9 @@ register(DetectorInfo(
     summary="Pretrained CNN features with a nearest-neighbour memory bank. Best accuracy on most parts; "
             "needs ImageNet backbone weights, fastest on a GPU.",
     geometry=GeometrySpec(fits=FITS, size_param="input_size"),
+    runtime=("device", "backend", "onnx_dir", "threads", "allow_download"),
+    onnx=True,
+    int8=True,
 ))
 register(DetectorInfo(
     kind="padim",
@@ -165,4 +135,6 @@ register(DetectorInfo(
             "weights; slower to teach, best with a GPU.",
     color_mode="gray",
     geometry=GeometrySpec(fits=FITS, size_param="image_size"),
+    runtime=("device", "backend", "onnx_dir", "inference_batch"),
+    onnx=True,
 ))

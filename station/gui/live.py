@@ -31,10 +31,10 @@ import numpy as np
 from station.acquisition.base import Frame, open_source
 from station.app.shift import ShiftCounters
 from station.core.images import convert_color
-from station.core.inspection import InspectionResult, Inspector, recipe_runtime
+from station.core.inspection import InspectionResult, Inspector
 from station.core.overlay import GREEN, draw_contours
 from station.core.recipe import Recipe, load_recipe
-from station.detectors.base import detector_class
+from station.detectors.runtime import detector_from_recipe, plan_for_recipe
 from station.live.archive import ImageArchive
 from station.live.pipeline import LivePipeline
 from station.live.pipeline import LiveResult as PipelineResult
@@ -75,14 +75,6 @@ class LiveError:
     where: str  # "camera", "recipe", "inspection"
     message: str
     details: str = ""
-
-
-def wants_device(kind: str) -> bool:
-    """Whether detector ``kind`` takes a torch ``device`` when rebuilt (a named parameter of its
-    ``from_state``; a catch-all ``**runtime`` does not count, so torch is not imported for nothing)."""
-    import inspect
-
-    return "device" in inspect.signature(detector_class(kind).from_state).parameters
 
 
 class _TunableInspector(Inspector):
@@ -268,16 +260,9 @@ class LiveSession:
             self.device_name = "CPU"
             inspector = _TunableInspector(self, recipe, detector=self._detector)
         else:
-            runtime: dict[str, Any] = {}
-            if wants_device(recipe.detector_kind):
-                from station.core.devices import pick_device
-
-                choice = pick_device(self._device_pref)
-                runtime = recipe_runtime(recipe, device=choice.device)
-                self.device_name = choice.name
-            else:
-                self.device_name = "CPU"
-            inspector = _TunableInspector(self, recipe, **runtime)
+            plan = plan_for_recipe(recipe, device=self._device_pref)
+            self.device_name = plan.device_name
+            inspector = _TunableInspector(self, recipe, detector=detector_from_recipe(recipe, **plan.options))
             if getattr(inspector.detector, "onnx_model", None) == "int8":  # int8 versions run on the CPU
                 self.device_name = "CPU (int8)"
         self._inspector = inspector

@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 
 from station.core.inspection import InspectionResult
 from station.core.threshold import ThresholdEstimate
+from station.core.units import area_from_px, area_to_px
 from station.gui.image_view import ImageCanvas
 from station.gui.workers import LatestOnlyWorker
 
@@ -154,11 +155,14 @@ class ThresholdPanel(QWidget):
     def unit_code(self) -> str:
         return self.unit.currentData()
 
+    def _unit(self) -> str:  # mm² only while the pixel size is known (set_pixel_size falls back to px)
+        return self.unit_code if self._pixel_size else "px"
+
     def _to_px(self, value: float) -> float:
-        return value / self._pixel_size ** 2 if self.unit_code == "mm2" and self._pixel_size else value
+        return area_to_px(value, self._unit(), self._pixel_size)
 
     def _from_px(self, area_px: float) -> float:
-        return area_px * self._pixel_size ** 2 if self.unit_code == "mm2" and self._pixel_size else area_px
+        return area_from_px(area_px, self._unit(), self._pixel_size)
 
     def area_px(self) -> float:
         return self._to_px(self.area.value())

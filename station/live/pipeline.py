@@ -33,8 +33,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from station.acquisition.base import Frame, FrameSource, SourceState
-from station.core.inspection import InspectionResult, Inspector, recipe_runtime
+from station.core.inspection import InspectionResult, Inspector
 from station.core.recipe import Recipe
+from station.detectors.runtime import load_inspector
 from station.live.archive import ImageArchive
 from station.live.dispatch import Dispatcher
 from station.live.handoff import Closed, Handoff
@@ -61,8 +62,8 @@ class LivePipeline:
     source
         Any :class:`~station.acquisition.base.FrameSource` (opened here if it is not open yet).
     recipe
-        The recipe to inspect with; the inspection thread builds ``Inspector(recipe)``. Or give
-        ``inspector_factory`` (called on the inspection thread) instead. Neither: acquisition only.
+        The recipe to inspect with; the inspection thread builds its inspector (``load_inspector(recipe)``).
+        Or give ``inspector_factory`` (called on the inspection thread) instead. Neither: acquisition only.
     results
         Where every verdict is recorded (optional).
     archive
@@ -105,7 +106,7 @@ class LivePipeline:
         self.recipe = recipe
         self._factory: Callable[[], Inspector] | None = inspector_factory
         if recipe is not None:
-            self._factory = lambda: Inspector(recipe, **recipe_runtime(recipe))
+            self._factory = lambda: load_inspector(recipe)
         self.inspecting = self._factory is not None
         self.on_frame = on_frame
         self._listeners: list[ResultListener] = [*([on_result] if on_result else []), *(listeners or [])]

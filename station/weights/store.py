@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from station.app.paths import ENV_HOME, default_home
+from station.core.home import ENV_HOME, default_home
 from station.weights.catalogue import (
     PublishedWeights,
     check_backbone,

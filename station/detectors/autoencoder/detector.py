@@ -54,7 +54,7 @@ log = logging.getLogger(__name__)
 
 COLORS = ("gray", "rgb")
 ANOMALY_MAPS = ("ssim", "l2")
-BACKENDS = ("torch", "onnxruntime", "auto")
+BACKENDS = ("torch", "onnxruntime")  # "auto" is decided for every detector in station.detectors.runtime
 DEFAULT_ROTATION = {"object": 15.0, "texture": 180.0}
 HOLDOUT_SAMPLES_PER_IMAGE = 16
 HOLDOUT_SAMPLES = (32, 128)  # at least, at most
@@ -292,8 +292,8 @@ class SSIMAutoencoder:
     ) -> SSIMAutoencoder:
         """Rebuild a fitted detector on ``device``. ``backend="onnxruntime"`` runs the network
         through ONNX Runtime from ``onnx_dir`` (the folder :meth:`export_onnx` wrote), which must
-        hold the model exported from exactly these weights; ``backend="auto"`` does so on the CPU
-        where such an export exists (it is the faster path there) and uses torch otherwise."""
+        hold the model exported from exactly these weights (``station.detectors.runtime`` decides
+        which backend a station uses)."""
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
         try:
@@ -302,16 +302,6 @@ class SSIMAutoencoder:
             raise RecipeError(f"the autoencoder's stored configuration is not valid ({exc})") from exc
         state = {k: np.asarray(v) for k, v in state.items()}
         det._check_state(state)
-        if backend == "auto":
-            backend = "torch"
-            if not det.device.startswith("cuda") and onnx_dir is not None and (Path(onnx_dir) / ONNX_FILE).is_file():
-                try:
-                    det._onnx = OnnxMapRunner(Path(onnx_dir) / ONNX_FILE, det.device, state_digest(state),
-                                              det._onnx_config())
-                    det._state = state
-                    return det
-                except RecipeError as exc:  # an export of other weights: the torch path still works
-                    log.info("autoencoder: not using the ONNX export (%s)", exc)
         if backend == "torch":
             det._install(det._build_net(state))
         else:

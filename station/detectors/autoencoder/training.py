@@ -8,7 +8,6 @@ without padding: the backward pass of reflect padding is not deterministic on CU
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import queue
@@ -81,21 +80,6 @@ def to_tensor(batch: np.ndarray, device: torch.device | str) -> torch.Tensor:
     """``(N, H, W, C)`` uint8 -> ``(N, C, H, W)`` float32 in [0, 1] on ``device``."""
     t = torch.from_numpy(np.ascontiguousarray(batch)).to(device)
     return t.permute(0, 3, 1, 2).float().div_(255.0).contiguous()
-
-
-@contextlib.contextmanager
-def deterministic_cudnn(enabled: bool) -> Iterator[None]:
-    """Deterministic cuDNN kernels for the duration (restored afterwards: other detectors may want
-    the benchmark mode)."""
-    if not enabled:
-        yield
-        return
-    old = (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
-    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
-    try:
-        yield
-    finally:
-        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = old
 
 
 class _Batches:
@@ -194,46 +178,48 @@ def train(
     t0 = time.perf_counter()
     model.train()
     on_cuda = device.type == "cuda"
-    with deterministic_cudnn(on_cuda):
-        for epoch in range(1, settings.epochs + 1):
-            checkpoint(cancel)
-            batches = _Batches(draw, rng, sizes, prefetch=on_cuda)
-            running, n_seen = 0.0, 0
-            try:
-                for batch in batches:
-                    checkpoint(cancel)
-                    x = to_tensor(batch, device)
-                    loss = ssim_loss(ssim(x, model(x)))
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimizer.step()
-                    if scheduler is not None:
-                        scheduler.step()
-                    stats.steps += 1
-                    stats.samples_seen += len(x)
-                    running += float(loss.detach()) * len(x)
-                    n_seen += len(x)
-                    report(progress, "training", stats.steps, total_steps,
-                           f"epoch {epoch}/{settings.epochs}, loss {running / n_seen:.4f}")
-                    if (settings.max_train_seconds is not None
-                            and time.perf_counter() - t0 > settings.max_train_seconds):
-                        stats.stopped = "time budget"
-                        break
-            finally:
-                batches.close()
-            stats.epochs_run = epoch
-            stats.train_loss.append(running / max(1, n_seen))
-            val = holdout_loss(model, ssim, holdout, device)
-            stats.holdout_loss.append(val)
-            if val < stats.best_holdout_loss:
-                stats.best_holdout_loss, stats.best_epoch = val, epoch
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            log.info("autoencoder epoch %d/%d: train loss %.5f, held-out loss %.5f%s", epoch, settings.epochs,
-                     stats.train_loss[-1], val, " (best)" if stats.best_epoch == epoch else "")
-            if stats.stopped != "completed":
-                log.warning("autoencoder training stopped by its time budget (%.0f s) after %d of %d epochs",
-                            settings.max_train_seconds, epoch, settings.epochs)
-                break
+    # cuDNN's flags are process-wide (station.core.devices sets them once): switching them to
+    # deterministic kernels here would change a live inspection running beside the training, so a
+    # GPU training is seeded but not bit-for-bit repeatable; a CPU training is.
+    for epoch in range(1, settings.epochs + 1):
+        checkpoint(cancel)
+        batches = _Batches(draw, rng, sizes, prefetch=on_cuda)
+        running, n_seen = 0.0, 0
+        try:
+            for batch in batches:
+                checkpoint(cancel)
+                x = to_tensor(batch, device)
+                loss = ssim_loss(ssim(x, model(x)))
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                if scheduler is not None:
+                    scheduler.step()
+                stats.steps += 1
+                stats.samples_seen += len(x)
+                running += float(loss.detach()) * len(x)
+                n_seen += len(x)
+                report(progress, "training", stats.steps, total_steps,
+                       f"epoch {epoch}/{settings.epochs}, loss {running / n_seen:.4f}")
+                if (settings.max_train_seconds is not None
+                        and time.perf_counter() - t0 > settings.max_train_seconds):
+                    stats.stopped = "time budget"
+                    break
+        finally:
+            batches.close()
+        stats.epochs_run = epoch
+        stats.train_loss.append(running / max(1, n_seen))
+        val = holdout_loss(model, ssim, holdout, device)
+        stats.holdout_loss.append(val)
+        if val < stats.best_holdout_loss:
+            stats.best_holdout_loss, stats.best_epoch = val, epoch
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        log.info("autoencoder epoch %d/%d: train loss %.5f, held-out loss %.5f%s", epoch, settings.epochs,
+                 stats.train_loss[-1], val, " (best)" if stats.best_epoch == epoch else "")
+        if stats.stopped != "completed":
+            log.warning("autoencoder training stopped by its time budget (%.0f s) after %d of %d epochs",
+                        settings.max_train_seconds, epoch, settings.epochs)
+            break
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()

@@ -30,7 +30,7 @@ from station.weights import BACKBONES, TAPS, load_recorded, load_weights
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("torch", "onnxruntime", "auto")
+BACKENDS = ("torch", "onnxruntime")  # "auto" is decided for every detector in station.detectors.runtime
 PRECISIONS = ("float32", "float16", "bfloat16")
 ONNX_PRECISIONS = ("float32", "int8")
 # Patch features above this size go to a temporary file instead of RAM while the coreset is chosen.
@@ -83,12 +83,11 @@ class PatchCore:
         and ONNX exports are float32.
     device, backend, onnx_dir, threads
         Runtime options, not stored in the recipe: ``"auto"``/``"cpu"``/``"cuda[:n]"``; ``"torch"``,
-        ``"onnxruntime"`` (needs ``onnx_dir`` from :meth:`export_onnx`) or ``"auto"`` (ONNX Runtime on
-        the CPU when ``onnx_dir`` holds a current export -- the faster CPU path -- else torch);
-        intra-op threads for ONNX Runtime (default: torch's).
+        ``"onnxruntime"`` (needs ``onnx_dir`` from :meth:`export_onnx`; which one to use is decided in
+        ``station.detectors.runtime``); intra-op threads for ONNX Runtime (default: torch's).
     onnx_precision
         ``"float32"`` or ``"int8"``: a recipe version made by ``station export --int8``
-        (``int8_recipe.py``) inspects with the export's int8-backbone model -- on the CPU through
+        (``station/app/int8_recipe.py``) inspects with the export's int8-backbone model -- on the CPU through
         ONNX Runtime only, since its threshold was estimated on the int8 model's own maps.
     allow_download
         Download torchvision's weights when they are not in the store (else a ``WeightsError``).
@@ -168,8 +167,6 @@ class PatchCore:
         embedding = PatchEmbedding(extractor.channels, self.layout, self.embedding_dim)
         net = PatchCoreNet(extractor, embedding, self.sigma)
         net.backbone_dtype = {"float16": torch.float16, "bfloat16": torch.bfloat16}.get(self.precision)
-        if self.device.is_cuda:
-            torch.backends.cudnn.benchmark = True  # one input size: let cuDNN pick its fastest kernels
         return net.to(self.device.device).eval()
 
     def _network(self) -> PatchCoreNet:
@@ -356,10 +353,6 @@ class PatchCore:
         det.weights_info = dict(info)
         det._state = {"memory_bank": np.asarray(state["memory_bank"], dtype=np.float32),
                       "bank_support": np.asarray(state["bank_support"], dtype=np.int32)}
-        if backend == "auto":
-            backend = "onnxruntime" if (not det.device.is_cuda and det._export_is_current()) else "torch"
-            log.info("PatchCore backend: %s", backend)
-            det.backend = backend
         if backend == "onnxruntime":
             det._open_onnx(RecipeError)
             return det
@@ -393,14 +386,6 @@ class PatchCore:
         if int8_calibration is not None:
             prepared = [self.geometry.prepare(im) for im in int8_calibration]
         return export_network(net, self.geometry.network_size, Path(directory), self._manifest(), prepared)
-
-    def _export_is_current(self) -> bool:
-        from station.detectors.patchcore.onnx_backend import ONNX_FILE, read_manifest
-
-        if self.onnx_dir is None or not (self.onnx_dir / ONNX_FILE).is_file():
-            return False
-        manifest = read_manifest(self.onnx_dir) or {}
-        return all(manifest.get(k) == v for k, v in self._manifest().items())
 
     def _open_onnx(self, error: type[Exception]) -> None:
         from station.detectors.patchcore.onnx_backend import ONNX_FILE, OnnxRunner, read_manifest

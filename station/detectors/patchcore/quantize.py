@@ -15,7 +15,7 @@ part's own good images, prepared exactly as at inspection.
 
 The int8 maps are not the float32 maps (quantization noise raises every nearest-neighbour distance),
 so an int8 model is only ever used by a recipe version whose threshold was estimated on its own
-maps: ``int8_recipe.py``.
+maps: ``station/app/int8_recipe.py``.
 """
 
 from __future__ import annotations

@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QPushButton, QVBoxLayout
 
-from station.app.teach_session import accepts_device
 from station.core.progress import Progress
 from station.gui.teach.common import SessionPage
 from station.gui.widgets import ProgressLine
@@ -44,15 +43,11 @@ class TrainPage(SessionPage):
             return
         s = self.session
         s.invalidate_training()
-        runtime = None
-        if accepts_device(s.detector_kind):
-            from station.core.devices import pick_device
-
-            runtime = {"device": pick_device(self.w.ctx.device).device}
+        device = self.w.ctx.device  # picked on the worker, for detectors that use one
         self.again.hide()
         self.progress.begin("starting")
         self.status.setText(f"Teaching {s.detector_kind} on {len(s.split()[0])} samples…")
-        job = Job(lambda progress, cancel: s.train(progress, cancel, runtime), "training", self)
+        job = Job(lambda progress, cancel: s.train(progress, cancel, device), "training", self)
         job.progress.connect(self._progress)
         job.finished.connect(self._finished)
         job.failed.connect(self._failed)

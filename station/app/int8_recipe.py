@@ -7,6 +7,10 @@ float32 maps: quantization noise adds to every nearest-neighbour distance, so th
 for the int8 model. So int8 is never switched on at run time: it is a **new recipe version** whose
 threshold is estimated again, by the paper's procedure, on the int8 model's own maps of the same
 held-out good images, and which inspects only with that model (``PatchCore.from_state``).
+
+Making a version is recipe-level work (a new version folder, its threshold, its export attached), so
+it lives here, at the level that saves recipes, not inside the detector; the detector only exports
+and quantizes (``detectors/patchcore/quantize.py``).
 """
 
 from __future__ import annotations
@@ -21,13 +25,12 @@ from typing import Any
 
 import numpy as np
 
-from station.core.inspection import detector_from_recipe, preprocess
+from station.core.inspection import preprocess
 from station.core.progress import CancelToken, ProgressCallback, checkpoint
 from station.core.recipe import VALIDATION_PREFIX, Recipe, RecipeError, save_recipe
 from station.core.teach import VALIDATION_MAP_SIDE, predict_maps, reduce_validation_map
 from station.core.threshold import ThresholdEstimator
-
-ONNX_SUBDIR = "onnx"
+from station.detectors.runtime import ONNX_SUBDIR, build_detector, detector_from_recipe
 
 
 def make_int8_version(recipe: Recipe, calibration: Sequence[np.ndarray], validation: Sequence[np.ndarray],
@@ -75,9 +78,8 @@ def make_int8_version(recipe: Recipe, calibration: Sequence[np.ndarray], validat
         checkpoint(cancel)
         int8_config = {**recipe.detector_config, "onnx_precision": "int8"}
         runtime = {"device": "cpu", "backend": "onnxruntime", "onnx_dir": onnx_dir}
-        cls = type(torch_detector)
-        i8 = cls.from_state(int8_config, recipe.detector_state(), **runtime)
-        f32 = cls.from_state(recipe.detector_config, recipe.detector_state(), **runtime)
+        i8 = build_detector(recipe.detector_kind, int8_config, recipe.detector_state(), **runtime)
+        f32 = build_detector(recipe.detector_kind, recipe.detector_config, recipe.detector_state(), **runtime)
         maps, scores = predict_maps(i8, val, progress=progress, cancel=cancel, stage="validating int8")
         ref_maps, ref_scores = predict_maps(f32, val, progress=progress, cancel=cancel, stage="validating float32")
         small = [reduce_validation_map(m, VALIDATION_MAP_SIDE) for m in maps]
