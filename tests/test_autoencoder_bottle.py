@@ -22,8 +22,7 @@ def test_short_teach_on_bottle_through_recipe_and_onnx(mvtec_bottle, tmp_path):
     test = [s for s in cat.test() if s.label in ("good", "broken_large")][::20]
     test_images = [im for _, im in iter_images(test, "rgb")]
     params = dict(schedule="cpu", epochs=1, samples_per_epoch=16, batch_size=8, max_train_seconds=0)
-    result = teach_detector("bottle", good[:8], good[8:], "autoencoder", detector_params=params,
-                   runtime={"device": "cpu"})
+    result = teach_detector("bottle", good[:8], good[8:], "autoencoder", detector_params=params, device="cpu")
     assert result.recipe.preprocessing["color_mode"] == "gray"
     assert result.recipe.training["input_size"] == 128
     folder = save_recipe(result.recipe, tmp_path / "bottle")

@@ -39,6 +39,10 @@ class SlowInspector(Inspector):
         return super().inspect(image)
 
 
+def slow(recipe) -> SlowInspector:
+    return SlowInspector(recipe, detector_from_recipe(recipe))
+
+
 # --- the hand-off ---------------------------------------------------------------------------------------
 def test_handoff_drops_the_oldest_when_live():
     h = Handoff(3, drop_oldest=True)
@@ -93,7 +97,7 @@ def test_replay_of_the_demo_part_inspects_every_frame(demo_recipe, tmp_path):
 
 def test_a_live_source_drops_the_oldest_and_accounts_for_every_frame(demo_recipe):
     source = open_source("synthetic://demo?fps=100&count=40")
-    pipe = LivePipeline(source, inspector_factory=lambda: SlowInspector(demo_recipe, detector_from_recipe(demo_recipe)), queue_size=2)
+    pipe = LivePipeline(source, inspector_factory=lambda: slow(demo_recipe), queue_size=2)
     pipe.start()
     assert pipe.wait(60)
     s = pipe.stats()
@@ -105,7 +109,7 @@ def test_a_live_source_drops_the_oldest_and_accounts_for_every_frame(demo_recipe
 def test_a_replay_loses_nothing_even_when_inspection_is_slow(demo_recipe, tmp_path):
     folder = export_mvtec(tmp_path / "washer", n_train=0, n_test_good=6, n_per_defect=1)
     source = FolderSource(folder)
-    pipe = LivePipeline(source, inspector_factory=lambda: SlowInspector(demo_recipe, detector_from_recipe(demo_recipe)), queue_size=1)
+    pipe = LivePipeline(source, inspector_factory=lambda: slow(demo_recipe), queue_size=1)
     pipe.start()
     assert pipe.wait(60)
     s = pipe.stats()
@@ -162,7 +166,7 @@ def test_the_inspector_lives_on_one_thread(demo_recipe):
     class Recording(Inspector):
         def __init__(self, recipe):
             threads.add(threading.get_ident())
-            super().__init__(recipe)
+            super().__init__(recipe, detector_from_recipe(recipe))
 
         def inspect(self, image):
             threads.add(threading.get_ident())

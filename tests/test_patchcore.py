@@ -297,8 +297,8 @@ def test_recipe_records_and_checks_its_weights(fitted, store_home, tmp_path, mon
 
 
     result = teach_detector("part", part_images(5), part_images(2, seed=5), "patchcore",
-                   {"backbone": "resnet18", "weights": fitted.weights, "input_size": SIZE, "coreset_ratio": 0.25},
-                   runtime={"device": "cpu"})
+                            {"backbone": "resnet18", "weights": fitted.weights, "input_size": SIZE,
+                             "coreset_ratio": 0.25}, device="cpu")
     folder = save_recipe(result.recipe, tmp_path / "models" / "part")
     recipe = load_recipe(folder)
     assert recipe.weights == fitted.weights_info
