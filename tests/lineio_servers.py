@@ -43,7 +43,7 @@ def wait_port(port: int, timeout: float = 15.0, up: bool = True) -> None:
 class Mosquitto:
     """mosquitto on 127.0.0.1:<port>, persistent sessions (a subscriber survives a broker restart)."""
 
-    def __init__(self, folder: Path, user: str = "", password: str = "") -> None:
+    def __init__(self, folder: Path, user: str = "", password: str = "", tls: bool = False) -> None:
         exe = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if os.path.exists("/usr/sbin/mosquitto") else None)
         if exe is None:
             pytest.skip("mosquitto is not installed (apt-get install mosquitto; .ci/run does it)")
@@ -61,6 +61,9 @@ class Mosquitto:
             lines += ["allow_anonymous false", f"password_file {pw}"]
         else:
             lines.append("allow_anonymous true")
+        if tls:  # a CA of its own and a server certificate for 127.0.0.1 (self.ca: what clients trust)
+            self.ca = make_test_ca(folder)
+            lines += [f"cafile {self.ca}", f"certfile {folder / 'server.pem'}", f"keyfile {folder / 'server.key'}"]
         self.conf = folder / "mosquitto.conf"
         self.conf.write_text("\n".join(lines) + "\n")
         self.proc: subprocess.Popen[bytes] | None = None
@@ -76,6 +79,38 @@ class Mosquitto:
             self.proc.wait(10)
             self.proc = None
             wait_port(self.port, up=False)
+
+
+def make_test_ca(folder: Path) -> Path:
+    """``ca.pem`` and ``server.pem``/``server.key`` (for IP 127.0.0.1, signed by the CA) in ``folder``."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+
+    def cert(subject: str, key, issuer: str, issuer_key, ca: bool, san=None):
+        b = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+             .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)])).public_key(key.public_key())
+             .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+             .not_valid_after(now + datetime.timedelta(days=1))
+             .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+        if san:
+            b = b.add_extension(x509.SubjectAlternativeName(san), critical=False)
+        return b.sign(issuer_key, hashes.SHA256())
+
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca = cert("station test CA", ca_key, "station test CA", ca_key, True)
+    server = cert("127.0.0.1", key, "station test CA", ca_key, False, [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
+    (folder / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    (folder / "server.pem").write_bytes(server.public_bytes(serialization.Encoding.PEM))
+    (folder / "server.key").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                          serialization.NoEncryption()))
+    return folder / "ca.pem"
 
 
 def _pg_bin(name: str) -> str | None:

@@ -157,3 +157,25 @@ def test_selftest_checks_every_configured_output(tmp_path):
     assert results["line:opcua"].status == "fail" and "anonymous" in results["line:opcua"].detail
     assert results["line:backlog"].status == "warn" and "1500 waiting" in results["line:backlog"].detail
     assert all("pw-9" not in r.detail for r in results.values())
+
+
+def test_mqtt_over_tls_with_the_plant_ca(tmp_path):
+    broker = Mosquitto(tmp_path / "mqtls", tls=True)
+    broker.start()
+    try:
+        db = tmp_path / "r.sqlite"
+        _log(db, 3)
+        untrusted = MqttForwarder(f"mqtts://127.0.0.1:{broker.port}/l/tls", db, "t1", start_at="start")
+        untrusted.start()  # the system CAs do not know the plant's CA: refused, never sent in clear
+        deadline = time.monotonic() + 10
+        while untrusted.status().state != "down" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        untrusted.stop(0)
+        assert "CERTIFICATE_VERIFY_FAILED" in untrusted.status().last_error or "certificate" in \
+            untrusted.status().last_error.lower()
+        fwd = MqttForwarder(f"mqtts://127.0.0.1:{broker.port}/l/tls?ca={broker.ca}", db, "t1", start_at="start")
+        fwd.start()
+        assert fwd.wait_idle(10) and fwd.status().delivered == 3, fwd.status()
+        fwd.stop(1)
+    finally:
+        broker.stop()

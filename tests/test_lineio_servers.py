@@ -42,6 +42,9 @@ def station(demo_recipe, tmp_path_factory):
                   recipe=(demo_recipe.name, demo_recipe.version))
     pipe = LivePipeline(line.wrap_source(open_source("synthetic://demo?fps=30")), demo_recipe, results=results,
                         on_result=line.on_result)
+    from station.cli.lineio_options import recipe_selector
+
+    line.control.recipe_selector = recipe_selector(pipe, demo_recipe.path.parent.parent, None, line.control)
     line.start()
     pipe.start()
     yield {"line": line, "db": db_path, "refused": refused, "opc": f"opc.tcp://127.0.0.1:{opc_port}/",
@@ -119,6 +122,25 @@ def test_opcua_trigger_returns_the_result_of_exactly_one_frame(station):
     assert last_trigger == "T-100" and halted == "Halted" and total >= 1
     time.sleep(0.5)  # the free-running camera keeps delivering: none of its frames is inspected untriggered
     assert len(list(query(station["db"]))) == before + 1
+
+
+def test_opcua_select_recipe_switches_the_recipe_inspected_with(station):
+    async def run():
+        client = await _client(station, "plc", PASSWORD)
+        async with client:
+            ns = await client.get_namespace_index("urn:inspection-station:vision")
+            recipes = await _node(client, "RecipeManagement")
+            label = await recipes.call_method(f"{ns}:SelectRecipe", "demo")
+            with pytest.raises(Exception, match="BadInvalidArgument"):
+                await recipes.call_method(f"{ns}:SelectRecipe", "no-such-part")
+            current = await (await _node(client, "RecipeManagement", "CurrentRecipe")).read_value()
+            root = await _node(client)
+            seq = (await root.call_method(f"{ns}:Trigger", "after-select"))[0]
+            return label, current, seq
+
+    label, current, seq = asyncio.run(run())
+    assert label.startswith("demo") and current == "demo"
+    assert _row(station["db"], seq)["recipe"] == "demo"
 
 
 def test_modbus_coil_triggers_one_inspection_and_registers_follow(station):

@@ -87,10 +87,6 @@ class LineIO:
         for f in self.forwarders:
             f.wake()
 
-    def on_recorded(self) -> None:
-        for f in self.forwarders:
-            f.wake()
-
     def status(self) -> list[LinkStatus]:
         failed = {s.name for s in self._failed}
         return [f.status() for f in self.forwarders] + self._failed + [
