@@ -39,7 +39,7 @@ from station.lineio.forwarder import LinkStatus
 log = logging.getLogger(__name__)
 
 NAMESPACE = "urn:inspection-station:vision"
-START_TIMEOUT_S = 30.0
+START_TIMEOUT_S = 120.0  # the standard address space takes seconds to build; far longer on a loaded PC
 
 
 class _Users:
