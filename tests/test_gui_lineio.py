@@ -51,3 +51,34 @@ def test_page_applies_outputs_and_shows_their_status(qtbot, tmp_path):
         assert not page.apply() and "station id" in page.message.text()
     finally:
         service.stop()
+
+
+def test_a_refused_opcua_login_is_audited_without_the_password(tmp_path):
+    import asyncio
+
+    from asyncua import Client
+
+    from station.lineio.config import LineConfig, save_line_config
+
+    port = free_port()
+    save_line_config(LineConfig(opcua=f"opc.tcp://plc:right-pw-7@127.0.0.1:{port}?security=both"),
+                     tmp_path / "lineio.json")
+    audit = AuditLog(tmp_path / "audit.jsonl")
+    service = LineService(tmp_path, tmp_path / "results.sqlite", audit)
+    service.start()
+    try:
+        async def attempt():
+            client = Client(f"opc.tcp://127.0.0.1:{port}/", timeout=10)
+            client.set_user("plc")
+            client.set_password("wrong-pw-8")
+            with pytest.raises(Exception, match="BadUserAccessDenied"):
+                await client.connect()
+
+        asyncio.run(attempt())
+    finally:
+        service.stop()
+    entries, _ = audit.entries()
+    refused = [e for e in entries if e.action == "opcua.login_refused"]
+    assert refused and refused[0].target == "OPC UA user plc"
+    text = (tmp_path / "audit.jsonl").read_text()
+    assert "wrong-pw-8" not in text and "right-pw-7" not in text

@@ -79,3 +79,32 @@ def test_an_unreachable_central_database_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: cannot connect to postgresql://u:***@127.0.0.1:1/x") and "secret" not in err
     assert len(err.splitlines()) == 1
+
+
+def test_station_inspect_in_trigger_mode_answers_a_plc_over_modbus(tmp_path, capsys):
+    import threading
+    import time
+
+    from lineio_servers import free_port
+    from pymodbus.client import ModbusTcpClient
+
+    recipe = support.teach_demo_recipe(tmp_path / "models" / "demo")
+    port, rc = free_port(), []
+    args = ["inspect", "--source", "synthetic://demo?fps=30", "--recipe", str(recipe), "--db",
+            str(tmp_path / "r.sqlite"), "--no-archive", "--print", "none", "--stats-every", "0", "--frames", "2",
+            "--trigger", "--modbus", f"modbus://127.0.0.1:{port}", "--line-config", str(tmp_path / "l.json")]
+    cli = threading.Thread(target=lambda: rc.append(main(args)), daemon=True)
+    cli.start()
+    plc = ModbusTcpClient("127.0.0.1", port=port)
+    deadline = time.monotonic() + 60
+    while not plc.connect() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    for trigger in (11, 12):
+        plc.write_registers(100, [0, trigger], device_id=1)
+        plc.write_coil(0, True, device_id=1)
+        while plc.read_coils(0, count=1, device_id=1).bits[0] and time.monotonic() < deadline:
+            time.sleep(0.02)
+    plc.close()
+    cli.join(30)
+    assert rc == [0]
+    assert [(r["frame_id"] >= 0, r["trigger_id"]) for r in query(tmp_path / "r.sqlite")] == [(True, "11"), (True, "12")]
