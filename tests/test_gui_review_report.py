@@ -131,4 +131,4 @@ def test_review_headings_have_tooltips(qtbot, scored):
                for c in range(panel.metrics.columnCount())}
     for name in ("region overlap", "acc. good", "subset"):
         assert headers[name], name
-    assert "all" in panel.metrics.item(0, 0).toolTip()
+    assert "overall" in panel.metrics.item(0, 0).toolTip()

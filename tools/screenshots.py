@@ -82,9 +82,14 @@ def main() -> int:
     parser.add_argument("--detector", default="variation", help="detector for the demo and the review")
     parser.add_argument("--bottle", type=Path, default=REPO.parent / "shared" / "data" / "mvtec_ad" / "bottle")
     parser.add_argument("--per-type", type=int, default=4, help="review: test images per defect type")
+    parser.add_argument("--screens", default="1024x768,1920x1080",
+                        help="window sizes for the parameter page, the summary and the review report shots")
     args = parser.parse_args()
+    args.screen_sizes = [tuple(int(v) for v in s.split("x")) for s in args.screens.split(",") if s]
+    sizes = [tuple(int(v) for v in args.size.split("x")), *args.screen_sizes]
+    screen = f"{max(w for w, _ in sizes)}x{max(h for _, h in sizes)}"
 
-    xvfb = qt_display(args.platform, args.size)
+    xvfb = qt_display(args.platform, screen)
     home = Path(tempfile.mkdtemp(prefix="station-shots-"))
     try:
         return _shoot(args, home)
@@ -132,6 +137,21 @@ def _shoot(args, home: Path) -> int:
     window.show()
     shots: dict[str, int] = {}
 
+    def at_sizes(name: str, widget=None, prepare=None) -> None:
+        """``name_<w>x<h>.png`` of ``widget`` (the window) at each of ``--screens``, full size;
+        ``prepare()`` runs once the widget has its size (e.g. a scroll)."""
+        widget = widget or window
+        for sw, sh in args.screen_sizes:
+            widget.resize(sw, sh)
+            pause(0.6)
+            if prepare is not None:
+                prepare()
+                pause(0.3)
+            image = widget.grab().toImage()
+            shots[f"{name}_{sw}x{sh}"] = save_png(image, args.out / f"{name}_{sw}x{sh}.png", image.width())
+        widget.resize(w, h)
+        pause(0.3)
+
     # --- Inspect: wait for an NG part with its outline and heatmap on screen
     wait(lambda: window.first_verdict_s is not None, 120, "the first verdict")
     pause(4.0)
@@ -169,6 +189,7 @@ def _shoot(args, home: Path) -> int:
     roi.rect.setPos((16, 2))  # pose jitter included; a finished move (as a mouse release): the session takes it
     pause(0.3)
     shots["teach_roi"] = save_png(window.grab().toImage(), args.out / "teach_roi.png", args.width)
+    at_sizes("teach_params")
     wizard.next()
     wait(lambda: wizard.train_page.isComplete(), 300, "training")
     wizard.next()
@@ -182,6 +203,9 @@ def _shoot(args, home: Path) -> int:
     thr.timer.stop()
     pause(0.3)
     shots["teach"] = save_png(window.grab().toImage(), args.out / "teach.png", args.width)
+    wizard.next()  # the summary of what Finish would save
+    pause(0.3)
+    at_sizes("teach_summary")
     wizard.reject()
 
     # --- Review: an MVTec category scored, a defective image selected
@@ -212,6 +236,26 @@ def _shoot(args, home: Path) -> int:
     review.bottom_tabs.setCurrentIndex(1)
     pause(0.5)
     shots["review_curves"] = save_png(window.grab().toImage(), args.out / "review_curves.png", args.width)
+    review.bottom_tabs.setCurrentIndex(0)
+    at_sizes("review")
+    # the readable report, exported as the Export button does, shown as Qt's rich-text engine renders it
+    # (a browser lays the figures out side by side)
+    job = review.export(home / "report")
+    wait(lambda: job.outcome is not None, 300, "the report export")
+    from PySide6.QtCore import QUrl
+    from PySide6.QtWidgets import QTextBrowser
+
+    browser = QTextBrowser()
+    browser.setWindowTitle("report.html")
+    browser.setSearchPaths([str(home / "report")])
+    browser.setSource(QUrl.fromLocalFile(str(home / "report" / "report.html")))
+    browser.show()
+    at_sizes("review_report", browser, lambda: browser.verticalScrollBar().setValue(0))
+    at_sizes("review_report_misses", browser, lambda: browser.scrollToAnchor("misses"))
+    report_bytes = sum(f.stat().st_size for f in (home / "report").rglob("*") if f.is_file())
+    print(f"review report: {report_bytes / 1e6:.1f} MB for {len(review.outcome.result.records)} images "
+          f"(raw maps not included)")
+    browser.close()
 
     window.close()
     for name, size in shots.items():

@@ -30,8 +30,8 @@ METRIC_HELP: list[tuple[str, str, str]] = [
      "judged NG."),
     ("images", "n_images", "Images scored in this subset."),
 ]
-SUBSET_HELP = ("Each row is one subset of the test images: 'all' is every image; a defect type's row is "
-               "that type's images together with all good images, as the MVTec AD paper reports them.")
+SUBSET_HELP = ("Each row is one subset of the test images: 'overall' is every image; a defect type's row "
+               "is that type's images together with all good images, as the MVTec AD paper reports them.")
 MAX_MISSES = 6
 
 OverlayPath = Callable[[ImageRecord], "str | None"]
@@ -58,7 +58,7 @@ def worst_misses(records: Sequence[ImageRecord], limit: int = MAX_MISSES) -> tup
 def _figure(rec: ImageRecord, src: str | None) -> str:
     caption = (f"{html.escape(rec.label)} / {html.escape(rec.name)}: score {rec.score:.4g}, {rec.verdict}, "
                f"{rec.n_regions} region(s)")
-    img = (f"<a href='{html.escape(src)}'><img src='{html.escape(src)}' loading='lazy' alt=''></a>"
+    img = (f"<a href='{html.escape(src)}'><img src='{html.escape(src)}' width='480' loading='lazy' alt=''></a>"
            if src else "<p class='note'>(no overlay written)</p>")
     return f"<figure>{img}<figcaption>{caption}</figcaption></figure>"
 
@@ -98,12 +98,12 @@ def render_html(result: EvaluationResult, overlay: OverlayPath, extra: dict[str,
         parts.append(f"<h2>Metrics</h2><table class='metrics'><tr><th title='{html.escape(SUBSET_HELP)}'>"
                      f"subset</th>{head}</tr>{body}</table><details><summary>What the columns mean</summary>"
                      f"<dl>{legend}<dt>subset</dt><dd>{html.escape(SUBSET_HELP)}</dd></dl></details>")
-        curves = [f"<img src='{name}' alt='{name}'>" for name in ("roc.png", "pro.png")
+        curves = [f"<img src='{name}' width='560' alt='{name}'>" for name in ("roc.png", "pro.png")
                   if name in {f for f, _ in files}]
         if curves:
             parts.append(f"<h2>Curves</h2><div class='figs'>{''.join(curves)}</div>")
         missed, alarms = worst_misses(result.records)
-        parts.append("<h2>Worst misses</h2><p class='note'>Left: the image with the ground truth (red) and "
+        parts.append("<a name='misses'></a><h2 id='misses'>Worst misses</h2><p class='note'>Left: the image with the ground truth (red) and "
                      "the detected regions (green); right: the anomaly map over it.</p>")
         parts.append(_misses_section("Defective parts passed as OK", "none: every defective image was NG",
                                      missed, overlay))

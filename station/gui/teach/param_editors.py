@@ -26,7 +26,9 @@ def make_editor(spec: ParamSpec, value: Any) -> tuple[QLabel, QWidget]:
         editor.setValue(int(value))
     elif spec.kind is float:
         editor = QDoubleSpinBox()
-        editor.setDecimals(4)
+        # as many decimals as the default needs (0.01, 1e-4), at least one: "20.0°", not "20.0000°"
+        shown = f"{float(spec.default):.6f}".rstrip("0")
+        editor.setDecimals(min(6, max(1, len(shown.split(".")[1]) + 1)))
         editor.setRange(-1e9, 1e9)
         editor.setValue(float(value))
     elif text and text.choices:

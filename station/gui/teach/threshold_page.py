@@ -31,7 +31,7 @@ class ThresholdPage(SessionPage):
         self.preview_source.setToolTip("The source of the preview frames; Enter starts the preview on it")
         EnterKey(self.preview_source.lineEdit(), self.restart_preview)
         self.preview_view = ImageCanvas()
-        self.preview_view.setMinimumSize(200, 200)
+        self.preview_view.setMinimumSize(160, 120)  # the page fits a 1024x768 screen
         self.preview_verdict = VerdictLabel()
         self.preview_verdict.setMinimumSize(120, 70)
         font = self.preview_verdict.font()
