@@ -85,6 +85,7 @@ def _verdict_line(live: Any) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from station.acquisition.base import open_source
+    from station.acquisition.camera_choice import with_camera_settings
     from station.core.inspection import Inspector
     from station.core.recipe import load_recipe, versions
     from station.detectors.runtime import detector_from_recipe, recipe_runtime
@@ -102,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     from station.lineio.hub import LineIO, describe_outputs
 
     recipe = load_recipe(args.recipe)
-    source = open_source(args.source)
+    source = open_source(with_camera_settings(args.source, recipe.camera))  # the recipe's exposure, gain ...
     runtime = recipe_runtime(recipe, device=args.device)
     try:
         line_config = lineio_options.line_config(args)

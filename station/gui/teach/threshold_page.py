@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QComboBox, QGroupBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout
 
+from station.acquisition.camera_choice import with_camera_settings
 from station.gui.image_view import ImageCanvas
 from station.gui.live import LiveSession
 from station.gui.teach.common import SessionPage
@@ -96,7 +97,8 @@ class ThresholdPage(SessionPage):
             return
         s = self.session
         recipe = s.build_recipe()
-        self.preview = LiveSession(self.preview_source.currentText().strip(), recipe, detector=s.result.detector)
+        uri = with_camera_settings(self.preview_source.currentText().strip(), s.camera_settings)
+        self.preview = LiveSession(uri, recipe, detector=s.result.detector)
         self._preview_generation = self.preview.generation
         self.preview.start()
         self.timer.start()
