@@ -308,16 +308,18 @@ def test_retune_saves_a_new_version_and_audits(tmp_path):
 
 
 def test_shift_counters():
+    from station.live.stats import PipelineStats
+
     c = ShiftCounters()
-    for i in range(10):
-        c.add(is_ng=i % 5 == 0, latency_ms=float(i))
-    c.add_dropped(3)
-    c.add_failed()
+    run = object()
+    c.follow(run, PipelineStats(acquired=14, ok=8, ng=2, failed=1, dropped=3))
     snap = c.snapshot()
-    assert (snap.ok, snap.ng, snap.total, snap.dropped, snap.failed) == (8, 2, 10, 3, 1)
-    assert snap.yield_percent == pytest.approx(80.0) and snap.latency_p50_ms == pytest.approx(4.5)
+    assert (snap.ok, snap.ng, snap.total, snap.dropped, snap.failed) == (8, 2, 11, 3, 1)
+    assert snap.yield_percent == pytest.approx(100 * 8 / 11)  # the failed part is not a good one
     c.new_shift()
     assert c.snapshot().total == 0 and c.snapshot().yield_percent is None
+    c.follow(run, PipelineStats(acquired=15, ok=9, ng=2, failed=1, dropped=3))  # only what came after
+    assert c.snapshot().ok == 1 and c.snapshot().total == 1
 
 
 # --- review ---------------------------------------------------------------------------------------

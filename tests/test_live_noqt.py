@@ -26,7 +26,7 @@ sys.exit(code or bool(loaded))
 
 
 def test_live_layer_tests_pass_without_pyside6():
-    files = [str(TESTS / name) for name in ("test_live_dispatch.py",)]
+    files = [str(TESTS / name) for name in ("test_live_dispatch.py", "test_live_session.py")]
     proc = subprocess.run([sys.executable, "-c", SCRIPT, *files], cwd=TESTS.parent, capture_output=True,
                           text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]

@@ -35,6 +35,7 @@ class StationContext:
         settings = loaded.settings
         engineer = EngineerSession(PasswordStore(paths.credentials), auto_lock_s=60.0 * settings.engineer_auto_lock_min)
         return cls(paths=paths, settings=settings, audit=AuditLog(paths.audit_log), engineer=engineer,
+                   counters=ShiftCounters(paths.home / "shift.json"),  # the shift survives a restart
                    settings_writable=loaded.writable, problems=list(loaded.problems))
 
     @property

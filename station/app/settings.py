@@ -40,6 +40,8 @@ class Settings:
     ng_strip_size: int = 12
     archive_quota_mb: float = 500.0  # NG images kept on disk (oldest deleted beyond); 0: none kept
     demo_detector: str = "variation"  # the detector the demo part is taught with on first start
+    stop_line_after_failures: int = 10  # stop inspecting after this many frames in a row fail; 0: never
+    dropped_warning_percent: float = 5.0  # warn when more than this share of camera frames is not inspected
 
     def remember_source(self, uri: str) -> None:
         self.source_uri = uri

@@ -1,47 +1,29 @@
-"""What the operator sees counted: parts OK/NG and yield since the start of the shift, frame rates,
-latency and dropped frames -- thread-safe, bounded in memory however long the shift runs."""
+"""What the operator sees counted for the shift: parts OK / NG / failed, dropped frames and the yield,
+since "New shift" -- kept on disk, so a restart of the program (or of the PC) does not reset them.
+
+The counts come from the live runs' :class:`~station.live.stats.PipelineStats` (one definition of
+inspected, failed and dropped, one yield formula: :func:`~station.live.stats.yield_percent`): each
+run's session calls :meth:`ShiftCounters.follow` with its latest stats and the counters add what
+changed since. Rates and latency are the running session's, not the shift's (see the pipeline).
+"""
 
 from __future__ import annotations
 
+import json
+import logging
+import os
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
-import numpy as np
+from station.live.stats import PipelineStats, yield_percent
 
+log = logging.getLogger(__name__)
 
-class RateMeter:
-    """Events per second over the last ``window`` seconds."""
-
-    def __init__(self, window: float = 2.0, clock=time.monotonic) -> None:
-        self.window = float(window)
-        self._clock = clock
-        self._times: deque[float] = deque()
-        self._lock = threading.Lock()
-
-    def tick(self) -> None:
-        now = self._clock()
-        with self._lock:
-            self._times.append(now)
-            self._trim(now)
-
-    def _trim(self, now: float) -> None:
-        while self._times and now - self._times[0] > self.window:
-            self._times.popleft()
-
-    def rate(self) -> float:
-        now = self._clock()
-        with self._lock:
-            self._trim(now)
-            if len(self._times) < 2:
-                return 0.0
-            return (len(self._times) - 1) / max(self._times[-1] - self._times[0], 1e-6)
-
-    def reset(self) -> None:
-        with self._lock:
-            self._times.clear()
+SAVE_EVERY_S = 2.0  # a crash loses at most this much counting; the file is written atomically
+FIELDS = ("ok", "ng", "failed", "dropped")
 
 
 @dataclass(frozen=True)
@@ -49,57 +31,104 @@ class ShiftSnapshot:
     started: datetime
     ok: int
     ng: int
-    failed: int
-    dropped: int
-    inspected_fps: float
-    latency_p50_ms: float | None
-    latency_p95_ms: float | None
+    failed: int  # parts whose inspection raised: neither OK nor NG, and not good
+    dropped: int  # frames never inspected because inspection fell behind the camera
+    acquired: int = 0
 
     @property
     def total(self) -> int:
-        return self.ok + self.ng
+        """Parts judged or failed: what the yield is a share of."""
+        return self.ok + self.ng + self.failed
 
     @property
     def yield_percent(self) -> float | None:
-        return 100.0 * self.ok / self.total if self.total else None
+        return yield_percent(self.ok, self.ng, self.failed)
+
+    @property
+    def dropped_share(self) -> float:
+        return self.dropped / self.acquired if self.acquired else 0.0
 
 
 class ShiftCounters:
-    """Counts since the start of the shift; the inference worker adds, the window reads snapshots."""
+    """Counts since the start of the shift (thread-safe); ``path``: where they survive a restart."""
 
-    def __init__(self, latency_window: int = 500) -> None:
+    def __init__(self, path: str | Path | None = None, clock=time.monotonic) -> None:
+        self.path = Path(path) if path is not None else None
+        self._clock = clock
         self._lock = threading.Lock()
-        self._latencies: deque[float] = deque(maxlen=latency_window)
-        self.rate = RateMeter()
-        self.new_shift()
+        self._seen: dict[object, dict[str, int]] = {}  # per run: the stats already counted
+        self._saved_at = 0.0
+        self._dirty = False
+        self.started = datetime.now().astimezone()
+        self.ok = self.ng = self.failed = self.dropped = self.acquired = 0
+        if self.path is not None:
+            self._load()
+
+    def _load(self) -> None:
+        assert self.path is not None
+        try:
+            doc = json.loads(self.path.read_text(encoding="utf-8"))
+            started = datetime.fromisoformat(doc["started"])
+            counts = {k: int(doc[k]) for k in (*FIELDS, "acquired")}
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError, KeyError, TypeError) as exc:  # a bad file: a fresh shift, said in the log
+            log.warning("shift counters in %s not read (%s); a new shift starts", self.path, exc)
+            return
+        self.started = started
+        for k, v in counts.items():
+            setattr(self, k, max(0, v))
 
     def new_shift(self) -> None:
         with self._lock:
             self.started = datetime.now().astimezone()
-            self.ok = self.ng = self.failed = self.dropped = 0
-            self._latencies.clear()
-        self.rate.reset()
+            self.ok = self.ng = self.failed = self.dropped = self.acquired = 0
+            # runs keep their baseline: what they counted before stays in the old shift
+            self._dirty = True
+        self.save()
 
-    def add(self, is_ng: bool, latency_ms: float) -> None:
+    def follow(self, run: object, stats: PipelineStats) -> None:
+        """Add what run ``run`` counted since its last call (its stats only ever grow)."""
+        now = {k: getattr(stats, k) for k in (*FIELDS, "acquired")}
         with self._lock:
-            if is_ng:
-                self.ng += 1
-            else:
-                self.ok += 1
-            self._latencies.append(float(latency_ms))
-        self.rate.tick()
+            seen = self._seen.setdefault(run, dict.fromkeys(now, 0))
+            for k, v in now.items():
+                delta = v - seen[k]
+                if delta > 0:
+                    setattr(self, k, getattr(self, k) + delta)
+                    seen[k] = v
+                    self._dirty = True
+            due = self._dirty and self._clock() - self._saved_at >= SAVE_EVERY_S
+        if due:
+            self.save()
 
-    def add_failed(self) -> None:
+    def forget(self, run: object) -> None:
+        """A run has ended: its last stats were followed; keep no reference to it."""
         with self._lock:
-            self.failed += 1
+            self._seen.pop(run, None)
+        self.save()
 
-    def add_dropped(self, n: int = 1) -> None:
+    def flush(self) -> None:
+        """Save if anything was counted since the last save (the window calls it on its timer)."""
+        if self._dirty:
+            self.save()
+
+    def save(self) -> None:
+        """Write the counts now (atomically); a failure is logged, counting goes on."""
+        if self.path is None:
+            return
         with self._lock:
-            self.dropped += n
+            doc = {"started": self.started.isoformat(), **{k: getattr(self, k) for k in (*FIELDS, "acquired")}}
+            self._saved_at = self._clock()
+            self._dirty = False
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_name(self.path.name + ".tmp")
+            tmp.write_text(json.dumps(doc) + "\n", encoding="utf-8")
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            log.warning("shift counters not saved to %s: %s", self.path, exc)
 
     def snapshot(self) -> ShiftSnapshot:
         with self._lock:
-            lat = np.fromiter(self._latencies, dtype=np.float64, count=len(self._latencies))
-            ok, ng, failed, dropped, started = self.ok, self.ng, self.failed, self.dropped, self.started
-        p50, p95 = (np.percentile(lat, [50, 95]).tolist() if lat.size else (None, None))
-        return ShiftSnapshot(started, ok, ng, failed, dropped, self.rate.rate(), p50, p95)
+            return ShiftSnapshot(self.started, self.ok, self.ng, self.failed, self.dropped, self.acquired)

@@ -1,27 +1,32 @@
 """Inspect mode, the operator's screen: the live image with heatmap and defect outlines, a large OK/NG,
 the shift's counts and yield, frame rates, latency and dropped frames, and the last NG parts.
 
-The panel owns one :class:`~station.gui.live.LiveSession` at a time and *polls* it: a fast timer
+The panel owns one :class:`~station.live.session.LiveSession` at a time and *polls* it: a fast timer
 shows the newest inspected frame if there is a new one (older generations dropped), a slow timer
 refreshes the numbers. No frame is ever queued into the paint path.
+
+The verdict tile, the image, its overlay and the frame line are always set together from one
+:class:`~station.live.result.LiveResult` (:meth:`InspectPanel.show_live`); when newer frames fail the
+shown result is marked stale, and after Stop the view is cleared and says what the last result was.
+Before switching recipe while running, the recipe is checked against the camera's newest frame.
+
+Over ~450 lines: the panel is one screen's assembly (pickers, run control, the view and the NG
+strip) whose parts share the session; its numbers (shift_numbers.py), dialogs (inspect_dialogs.py)
+and everything that is not a widget (station/live) are already elsewhere.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Callable
 from datetime import datetime
-from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QDialog,
     QFileDialog,
-    QGridLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
@@ -34,12 +39,15 @@ from PySide6.QtWidgets import (
 from station.acquisition.camera_choice import recipe_camera_settings, with_camera_settings
 from station.app.context import StationContext
 from station.app.recipes import list_recipes
-from station.app.shift import RateMeter
-from station.core.recipe import resolve_recipe_dir
 from station.gui.history_dialog import HistoryDialog
 from station.gui.image_view import ImageCanvas
-from station.gui.live import LiveSession, NgRecord
+from station.gui.inspect_dialogs import NgDialog, ask_recipe_mismatch, recipe_label
+from station.gui.shift_numbers import ShiftNumbers
 from station.gui.widgets import ProgressLine, ThumbnailStrip, VerdictLabel
+from station.live.checks import check_frame, recipe_needs
+from station.live.result import LiveResult
+from station.live.session import LiveSession, NgRecord, StopRule
+from station.live.stats import RateMeter
 
 log = logging.getLogger(__name__)
 
@@ -48,48 +56,9 @@ STATS_INTERVAL_MS = 250
 BROWSE = "__browse__"
 
 ErrorReporter = Callable[[str, str, str], None]
-
-
-def recipe_label(path: str | Path) -> str:
-    """"demo v3" for a recipe folder, without loading it."""
-    p = Path(path)
-    try:
-        p = resolve_recipe_dir(p)
-    except Exception:  # noqa: BLE001 - a label only; loading reports the real problem
-        return p.name
-    m = re.match(r"^v(\d+)$", p.name)
-    return f"{p.parent.name} v{int(m.group(1))}" if m else p.name
-
-
-class NgDialog(QDialog):
-    """One NG part at full size: image, heatmap and outlines, with its regions listed."""
-
-    def __init__(self, record: NgRecord, pixel_size_mm: float | None = None, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        when = datetime.fromtimestamp(record.time).strftime("%H:%M:%S")
-        self.setWindowTitle(f"NG part – frame {record.frame_id} at {when}")
-        self.canvas = ImageCanvas()
-        self.canvas.show_image(record.image)
-        self.canvas.show_result(record.result)
-        heat = QCheckBox("heatmap")
-        heat.setChecked(True)
-        heat.toggled.connect(self.canvas.set_heatmap_visible)
-        r = record.result
-        lines = [f"score {r.score:.4g} (threshold {r.threshold:.4g}, minimum area {r.min_defect_area_px:g} px)"]
-        if record.label:
-            lines.append(f"the demo source says: {record.label}")
-        for i, reg in enumerate(r.regions[:8], 1):
-            area = f"{reg.area_px:.0f} px" + (f" = {reg.area_mm2(pixel_size_mm):.2f} mm²" if pixel_size_mm else "")
-            lines.append(f"region {i}: {area} at ({reg.centroid[0]:.0f}, {reg.centroid[1]:.0f}), peak {reg.peak_score:.3g}")
-        info = QLabel("\n".join(lines))
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.canvas, 1)
-        row = QHBoxLayout()
-        row.addWidget(info, 1)
-        row.addWidget(heat)
-        layout.addLayout(row)
-        h, w = record.image.shape[:2]
-        self.resize(min(1400, max(500, w + 40)), min(1000, max(500, h + 120)))
+MismatchAnswer = str  # "keep" (the old recipe), "switch" (anyway), "source" (choose another source)
+STALE_STYLE = "QLabel { background:#fff4e5; color:#8a4b00; padding:4px; }"
+STOP_STYLE = "QLabel { background:#fce8e6; color:#a50e0e; padding:4px; font-weight:bold; }"
 
 
 class InspectPanel(QWidget):
@@ -99,6 +68,7 @@ class InspectPanel(QWidget):
     status_changed = Signal()
     first_verdict = Signal(float)
     recipe_changed = Signal(str)
+    problem_resolved = Signal(str)  # ``where``: the cause of an earlier report is gone (the banner can go)
 
     def __init__(self, ctx: StationContext, report: ErrorReporter, results=None, archive=None,
                  parent: QWidget | None = None) -> None:
@@ -107,6 +77,7 @@ class InspectPanel(QWidget):
         self.report = report
         self.results = results
         self.archive = archive
+        self.listeners: list = []  # more result listeners for every session (line outputs)
         self.session: LiveSession | None = None
         self.recipe_path: str | None = None
         self._shown_seq = 0
@@ -121,6 +92,12 @@ class InspectPanel(QWidget):
         self.camera_frames_shown = 0  # raw camera frames shown in the live pane
         self._camera_frame_id: int | None = None
         self._locked = True
+        self.shown: LiveResult | None = None  # what the tile, image, overlay and frame line show now
+        self._check_next_start = True
+        self._reported: set[str] = set()  # where problems were reported since the last verdict
+        self._last_report_at = 0.0
+        # asked when a recipe does not fit the camera; replaced in tests
+        self.ask_mismatch: Callable[[str, list[str]], MismatchAnswer] = self._ask_mismatch
 
         # --- top bar
         self.source = QComboBox()
@@ -151,6 +128,10 @@ class InspectPanel(QWidget):
 
         self.busy = ProgressLine(cancellable=False)
         self.busy.hide()
+        # the line's state in plain words: stale result, failing frames, dropped frames, line stopped
+        self.line_status = QLabel()
+        self.line_status.setWordWrap(True)
+        self.line_status.hide()
 
         # --- centre: image | verdict + numbers
         self.canvas = ImageCanvas()
@@ -159,27 +140,8 @@ class InspectPanel(QWidget):
         self.frame_info.setWordWrap(True)
         # room for its three lines whatever the window size (a wrapped label is otherwise squeezed)
         self.frame_info.setMinimumHeight(4 * self.frame_info.fontMetrics().lineSpacing())
-        counts = QGroupBox("Shift")
-        grid = QGridLayout(counts)
-        self.labels: dict[str, QLabel] = {}
-        rows = [("ok", "OK"), ("ng", "NG"), ("total", "inspected"), ("yield", "yield"), ("since", "since")]
-        for i, (key, text) in enumerate(rows):
-            grid.addWidget(QLabel(text), i, 0)
-            lab = QLabel("–")
-            lab.setAlignment(Qt.AlignmentFlag.AlignRight)
-            lab.setStyleSheet("font-size:13pt; font-weight:bold;" if key in ("ok", "ng", "yield") else "")
-            grid.addWidget(lab, i, 1)
-            self.labels[key] = lab
-        rates = QGroupBox("Throughput")
-        grid2 = QGridLayout(rates)
-        rows2 = [("camera", "camera view"), ("shown", "results shown"), ("inspected", "inspected"),
-                 ("latency", "latency p50"), ("dropped", "dropped"), ("failed", "failed")]
-        for i, (key, text) in enumerate(rows2):
-            grid2.addWidget(QLabel(text), i, 0)
-            lab = QLabel("–")
-            lab.setAlignment(Qt.AlignmentFlag.AlignRight)
-            grid2.addWidget(lab, i, 1)
-            self.labels[key] = lab
+        self.numbers = ShiftNumbers()
+        self.labels = self.numbers.labels
         # The live camera at its own rate, whatever the detector's speed: for setting up the part and
         # the light. The big view shows inspected frames with *their* results only.
         self.camera_view = ImageCanvas(show_heatmap=False)
@@ -187,8 +149,7 @@ class InspectPanel(QWidget):
         side = QVBoxLayout()
         side.addWidget(self.verdict)
         side.addWidget(self.frame_info)
-        side.addWidget(counts)
-        side.addWidget(rates)
+        side.addWidget(self.numbers)
         side.addStretch(1)
         side_widget = QWidget()
         side_widget.setLayout(side)
@@ -214,6 +175,7 @@ class InspectPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(self.busy)
+        layout.addWidget(self.line_status)
         layout.addLayout(centre, 1)
         layout.addLayout(bottom)
 
@@ -297,17 +259,53 @@ class InspectPanel(QWidget):
             data = folder
         self.choose_recipe(str(data))
 
-    def choose_recipe(self, path: str, role: str | None = None, note: str = "") -> None:
-        """Switch to another recipe (audited); restarts a running inspection with it."""
+    def choose_recipe(self, path: str, role: str | None = None, note: str = "") -> bool:
+        """Switch to another recipe (audited); restarts a running inspection with it. While running,
+        the recipe is first checked against the camera's newest frame: on a mismatch the engineer
+        keeps the old recipe, switches anyway, or picks another source. Returns whether it switched."""
         if path == self.recipe_path:
-            return
+            return True
+        check_at_start = True
+        problems = self.check_recipe(path)
+        if problems:
+            answer = self.ask_mismatch(path, problems)
+            if answer == "keep":
+                self.ctx.audit.record("recipe.kept", "inspection recipe", self.recipe_path, path,
+                                      role=role or self.ctx.role, note="; ".join(problems))
+                self.fill_recipes()
+                return False
+            if answer == "source":
+                self.fill_recipes()
+                self.source.setFocus()
+                self.source.lineEdit().selectAll()
+                return False
+            check_at_start = False  # switched knowingly: the first-frame check would only stop it again
         old = self.recipe_path
-        self.ctx.audit.record("recipe.selected", "inspection recipe", old, path, role=role or self.ctx.role, note=note)
+        self.ctx.audit.record("recipe.selected", "inspection recipe", old, path, role=role or self.ctx.role,
+                              note="; ".join(filter(None, [note, *(f"despite: {p}" for p in problems)])))
         self.ctx.settings.recipe_path = path
         self.ctx.save_settings()
         self.set_recipe(path)
         if self.running:
+            self._check_next_start = check_at_start
             self.restart()
+        return True
+
+    def check_recipe(self, path: str) -> list[str]:
+        """Why ``path`` would not fit the source, from the running camera's newest frame (instant: only
+        ``recipe.json`` is read). Not running: the session checks its first frame before inspecting."""
+        frame = self.session.latest_frame() if self.running and self.session is not None else None
+        if frame is None:
+            return []
+        try:
+            return check_frame(recipe_needs(path), frame.image)
+        except Exception as exc:  # noqa: BLE001 - loading reports the recipe's own problem
+            log.info("recipe check skipped: %s", exc)
+            return []
+
+    def _ask_mismatch(self, path: str, problems: list[str]) -> MismatchAnswer:
+        current = recipe_label(self.recipe_path) if self.recipe_path else "no recipe"
+        return ask_recipe_mismatch(self, recipe_label(path), current, self.source.currentText(), problems)
 
     def set_recipe(self, path: str) -> None:
         """Use ``path`` for the next start (no audit: for start-up and the demo)."""
@@ -330,9 +328,15 @@ class InspectPanel(QWidget):
             return
         uri = self.source.currentText().strip() or self.ctx.settings.source_uri
         uri = with_camera_settings(uri, recipe_camera_settings(self.recipe_path))  # the recipe's exposure, gain ...
+        settings = self.ctx.settings
+        rule = StopRule(failures=max(0, settings.stop_line_after_failures),
+                        dropped_share=max(0.0, settings.dropped_warning_percent) / 100.0)
         self.session = LiveSession(uri, self.recipe_path, counters=self.ctx.counters, device=self.ctx.device,
-                                   ng_keep=max(1, self.ctx.settings.ng_strip_size), results=self.results,
-                                   archive=self.archive)
+                                   ng_keep=max(1, settings.ng_strip_size), results=self.results,
+                                   archive=self.archive, listeners=list(self.listeners), stop_rule=rule,
+                                   check_first_frame=self._check_next_start)
+        self._check_next_start = True
+        self.clear_view()
         self._session_no += 1
         self._shown_seq = 0
         self._generation = self.session.generation
@@ -348,10 +352,46 @@ class InspectPanel(QWidget):
             ok = self.session.stop(timeout)
             self._drain_errors()
         self.display_timer.stop()
-        self.verdict.set_verdict(None)
+        self.show_stopped()
         self._update_buttons()
         self.status_changed.emit()
         return ok
+
+    # --- what the view shows: always one frame's tile, image, overlay and line together ------------------
+    def show_live(self, live: LiveResult) -> None:
+        """Show one result: the verdict tile, the image, its overlay and the frame line all come from
+        ``live`` -- never the tile of one frame over the image of another."""
+        result = live.result
+        assert result is not None
+        self.shown = live
+        self.canvas.show_image(live.frame.image)
+        self.canvas.show_result(result)
+        self.verdict.set_verdict(result.verdict.value)
+        text = f"frame {live.frame.frame_id}\nscore {result.score:.3g} (threshold {result.threshold:.3g})"
+        if result.regions:
+            text += f"\n{len(result.regions)} defect region(s), largest {result.regions[0].area_px:.0f} px"
+        self.frame_info.setText(text)
+
+    def mark_stale(self, why: str) -> None:
+        """Newer frames failed: the result on screen is not the line's state now."""
+        self.verdict.set_verdict("STALE")
+        if self.shown is not None:
+            self.frame_info.setText(f"stale: last verdict {self.shown.verdict} of frame "
+                                    f"{self.shown.frame.frame_id}; newer frames fail\n{why}")
+
+    def clear_view(self) -> None:
+        self.shown = None
+        self.canvas.clear_all()
+        self.verdict.set_verdict(None)
+        self.frame_info.setText("")
+
+    def show_stopped(self) -> None:
+        """After Stop the view is cleared and says what the last result was and when."""
+        last = self.shown
+        self.clear_view()
+        when = datetime.now().strftime("%H:%M:%S")
+        self.frame_info.setText(f"stopped at {when}" + (
+            f"\nlast result: {last.verdict} of frame {last.frame.frame_id}" if last is not None else ""))
 
     def restart(self) -> None:
         self.stop()
@@ -374,7 +414,15 @@ class InspectPanel(QWidget):
         if self.session is None:
             return
         for err in self.session.drain_errors():
+            self._reported.add(err.where)
+            self._last_report_at = time.monotonic()
             self.report(err.where, err.message, err.details)
+
+    def _resolved(self) -> None:
+        """A verdict came after problems were reported: their banner can go."""
+        for where in sorted(self._reported):
+            self.problem_resolved.emit(where)
+        self._reported.clear()
 
     def poll(self) -> None:
         """Show the newest result if there is one the view has not shown yet (display timer)."""
@@ -388,46 +436,36 @@ class InspectPanel(QWidget):
             self.camera_frames_shown += 1
             self.camera_rate.tick()
         latest = s.latest()
-        if latest is None or latest.seq == self._shown_seq:
+        if latest is None or latest.sequence == self._shown_seq:
             if not s.running:
                 self._drain_errors()
                 self.display_timer.stop()
+                self.show_stopped()
                 self._update_buttons()
                 self.status_changed.emit()
             return
         if latest.generation < self._generation:
             return  # computed with a threshold that no longer applies
-        self._shown_seq = latest.seq
-        result = latest.result
-        self.canvas.show_image(latest.frame.image)
-        self.canvas.show_result(result)
-        self.verdict.set_verdict(result.verdict.value)
+        self._shown_seq = latest.sequence
+        self.show_live(latest)
+        if self._reported and latest.done_at > self._last_report_at:
+            self._resolved()
         self.frames_shown += 1
         self.display_rate.tick()
-        text = f"frame {latest.frame.frame_id}\nscore {result.score:.3g} (threshold {result.threshold:.3g})"
-        if result.regions:
-            text += f"\n{len(result.regions)} defect region(s), largest {result.regions[0].area_px:.0f} px"
-        self.frame_info.setText(text)
         if not self._first_reported:
             self._first_reported = True
             self.first_verdict.emit(time.monotonic() - s.started_at)
             self.status_changed.emit()
 
     def refresh_stats(self) -> None:
-        snap = self.ctx.counters.snapshot()
-        lab = self.labels
-        lab["ok"].setText(str(snap.ok))
-        lab["ng"].setText(str(snap.ng))
-        lab["total"].setText(str(snap.total))
-        lab["yield"].setText("–" if snap.yield_percent is None else f"{snap.yield_percent:.1f} %")
-        lab["since"].setText(snap.started.strftime("%H:%M:%S"))
+        self.ctx.counters.flush()  # the shift survives a restart
         running = self.running
-        lab["camera"].setText(f"{self.camera_rate.rate():.1f} fps" if running else "–")
-        lab["shown"].setText(f"{self.display_rate.rate():.1f} fps" if running else "–")
-        lab["inspected"].setText(f"{snap.inspected_fps:.1f} fps" if running else "–")
-        lab["latency"].setText("–" if snap.latency_p50_ms is None else f"{snap.latency_p50_ms:.0f} ms")
-        lab["dropped"].setText(str(snap.dropped))
-        lab["failed"].setText(str(snap.failed))
+        self.numbers.update_numbers(self.ctx.counters.snapshot(), self.session.stats() if self.session is not None else None,
+                          running, self.camera_rate.rate(), self.display_rate.rate(),
+                          self.archive.describe() if self.archive is not None else
+                          "NG images are not archived (quota 0)",
+                          self.ctx.settings.dropped_warning_percent / 100.0)
+        self._show_health()
         self._drain_errors()
         if self.session is not None:
             records = {(self._session_no, rec.seq): rec for rec in reversed(self.session.ng_records())}
@@ -464,6 +502,26 @@ class InspectPanel(QWidget):
         self.history.raise_()
         self.history.activateWindow()
         return self.history
+
+    def _show_health(self) -> None:
+        """The line-status bar: shown while something is wrong, gone (and the banner told so) once
+        the cause is fixed."""
+        s = self.session
+        h = s.health() if s is not None else None
+        text, style = "", STALE_STYLE
+        if h is not None and h.line_stopped:
+            text, style = f"LINE STOPPED – {h.line_stopped} {h.fix}", STOP_STYLE
+        elif h is not None and h.stale:
+            text = f"Frames are failing ({h.failing} in a row): {h.cause} Fix: {h.fix}"
+            self.mark_stale(h.cause)
+        elif h is not None and h.dropped_warning:
+            text = h.dropped_warning
+        if text:
+            self.line_status.setText(text)
+            self.line_status.setStyleSheet(style)
+            self.line_status.show()
+        else:
+            self.line_status.hide()
 
     # --- status bar -------------------------------------------------------------------------------
     def camera_state(self) -> str:

@@ -136,6 +136,7 @@ class MainWindow(QMainWindow):
         self.gate.changed.connect(self._engineer_changed)
         self.inspect.status_changed.connect(self.refresh_status)
         self.inspect.first_verdict.connect(self._first_verdict)
+        self.inspect.problem_resolved.connect(self.errors.resolve)  # the banner goes once the cause is fixed
         self.teach.recipe_saved.connect(self._recipe_saved)
         self.review.recipe_taught.connect(lambda _p: (self.inspect.fill_recipes(), self.teach.fill_recipes()))
         self._engineer_changed(ctx.engineer.unlocked)

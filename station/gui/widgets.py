@@ -157,6 +157,12 @@ class ErrorBar(QWidget):
     def dismiss(self) -> None:
         self.hide()
 
+    def resolve(self, where: str) -> None:
+        """The cause of the problems from ``where`` is gone: hide the bar if it shows one of them
+        (they stay under "Details")."""
+        if self.messages and self.messages[-1][1] == where:
+            self.hide()
+
     def show_details(self) -> None:
         text = "\n\n".join(f"{t} {w}: {m}" + (f" (×{n})" if n > 1 else "") + (f"\n{d}" if d else "")
                            for t, w, m, d, n in self.messages[-30:])

@@ -45,7 +45,12 @@ from station.live.stats import LatencyWindow, PipelineStats, RateMeter
 
 log = logging.getLogger(__name__)
 
-__all__ = ["LivePipeline", "LiveResult", "run_summary"]
+__all__ = ["InspectionStopped", "LivePipeline", "LiveResult", "run_summary"]
+
+
+class InspectionStopped(Exception):
+    """Raised by an inspector to end the run (not just fail one frame): e.g. the source's frames do
+    not fit the recipe at all. It becomes the run's :attr:`LivePipeline.error`."""
 
 
 @dataclass
@@ -133,6 +138,7 @@ class LivePipeline:
         self._acquisition_done = threading.Event()
         self._error: BaseException | None = None
         self._latest: LiveResult | None = None
+        self._last_verdict: LiveResult | None = None
         self._latest_frame: Frame | None = None
         self._sequence = 0
         self._first_frame_at: float | None = None
@@ -241,7 +247,13 @@ class LivePipeline:
 
     # --- what viewers read ------------------------------------------------------------------------------
     def latest_result(self) -> LiveResult | None:
+        """The newest result, failed or not."""
         return self._latest
+
+    def last_verdict(self) -> LiveResult | None:
+        """The newest result with a verdict (OK or NG): what a view shows, marked stale when
+        :meth:`latest_result` is a failure after it."""
+        return self._last_verdict
 
     def latest_frame(self) -> Frame | None:
         """The newest acquired frame, inspected or not (for a live view at the camera's rate)."""
@@ -402,6 +414,10 @@ class LivePipeline:
         error: str | None = None
         try:
             result = inspector.inspect(frame.image)
+        except InspectionStopped:
+            with self._stats_lock:
+                self._discarded += 1  # the frame that showed the problem is not inspected: dropped
+            raise
         except Exception as exc:  # noqa: BLE001 - one bad frame must not stop the line
             error = f"{type(exc).__name__}: {exc}"
             if error not in self._error_messages and len(self._error_messages) < 100:
@@ -430,6 +446,8 @@ class LivePipeline:
                               generation=self._inspected_generation, done_at=time.monotonic(),
                               recipe=inspector.recipe.name, recipe_version=inspector.recipe.version)
         self._latest = live
+        if result is not None:
+            self._last_verdict = live
         self._last_done_at = time.monotonic()
         if self.dispatcher is not None:
             self.dispatcher.put(live)

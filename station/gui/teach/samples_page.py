@@ -10,10 +10,10 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QPushButton, QSpinBox, QVBoxLayout
 
 from station.app.teach_session import RECOMMENDED_IMAGES
-from station.gui.live import FrameGrabber
 from station.gui.teach.common import SessionPage
 from station.gui.widgets import ProgressLine, ThumbnailStrip
 from station.gui.workers import Job
+from station.live.capture import FrameGrabber
 
 if TYPE_CHECKING:
     from station.gui.teach.wizard import TeachWizard

@@ -9,9 +9,9 @@ from PySide6.QtWidgets import QComboBox, QGroupBox, QHBoxLayout, QLabel, QPushBu
 
 from station.acquisition.camera_choice import with_camera_settings
 from station.gui.image_view import ImageCanvas
-from station.gui.live import LiveSession
 from station.gui.teach.common import SessionPage
 from station.gui.widgets import EnterKey, VerdictLabel
+from station.live.session import LiveSession
 
 if TYPE_CHECKING:
     from station.gui.teach.wizard import TeachWizard
@@ -128,11 +128,11 @@ class ThresholdPage(SessionPage):
         for err in p.drain_errors():
             self.w.report(err.where, err.message, err.details)
         latest = p.latest()
-        if latest is None or latest.seq == self._preview_seq or latest.generation < self._preview_generation:
+        if latest is None or latest.sequence == self._preview_seq or latest.generation < self._preview_generation:
             if not p.running:
                 self.stop_preview()
             return
-        self._preview_seq = latest.seq
+        self._preview_seq = latest.sequence
         self.preview_view.show_image(latest.frame.image)
         self.preview_view.show_result(latest.result)
         self.preview_verdict.set_verdict(latest.result.verdict.value)

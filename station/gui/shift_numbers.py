@@ -1,0 +1,76 @@
+"""The Inspect screen's numbers: the shift's counts and yield (since "New shift", kept over a restart),
+this run's rates, latency and dropped frames, and how full the NG archive is. Only shows them: the
+counts and their definitions live in :mod:`station.app.shift` and :mod:`station.live.stats`."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QGridLayout, QGroupBox, QLabel, QVBoxLayout, QWidget
+
+from station.app.shift import ShiftSnapshot
+from station.live.stats import PipelineStats
+
+BIG = "font-size:13pt; font-weight:bold;"
+WARN = "color:#8a4b00; font-weight:bold;"
+ERROR = "color:#a50e0e; font-weight:bold;"
+
+
+class ShiftNumbers(QWidget):
+    """``labels``: one value label per figure, by key (ok, ng, failed, total, yield, since, camera,
+    shown, inspected, latency, dropped); ``archive_info``: the archive's line."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.labels: dict[str, QLabel] = {}
+        counts = self._group("Shift", [("ok", "OK"), ("ng", "NG"), ("failed", "not inspected (error)"),
+                                       ("total", "parts"), ("yield", "yield"), ("since", "since")])
+        counts.setToolTip("Since \"New shift\" (kept over a restart). Parts = OK + NG + not inspected; "
+                          "yield = OK of all parts, so a part that could not be inspected is not counted good.")
+        for key in ("ok", "ng", "yield"):
+            self.labels[key].setStyleSheet(BIG)
+        rates = self._group("Throughput", [("camera", "camera view"), ("shown", "results shown"),
+                                           ("inspected", "inspected"), ("latency", "latency p50"),
+                                           ("dropped", "dropped frames")])
+        self.labels["latency"].setToolTip(
+            "Camera frame to verdict (the wait for the inspector included), median of this run's last "
+            "2000 inspected frames; frames that failed are not in it. The results log stores the same "
+            "figure per row (latency_ms), empty for failed frames.")
+        self.labels["dropped"].setToolTip("Camera frames never inspected because inspection was slower "
+                                          "than the camera (this shift); not parts, unless triggered")
+        self.archive_info = QLabel()
+        self.archive_info.setWordWrap(True)
+        self.archive_info.setStyleSheet("color:#555;")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        for w in (counts, rates, self.archive_info):
+            layout.addWidget(w)
+
+    def _group(self, title: str, rows: list[tuple[str, str]]) -> QGroupBox:
+        box = QGroupBox(title)
+        grid = QGridLayout(box)
+        for i, (key, text) in enumerate(rows):
+            grid.addWidget(QLabel(text), i, 0)
+            lab = QLabel("–")
+            lab.setAlignment(Qt.AlignmentFlag.AlignRight)
+            grid.addWidget(lab, i, 1)
+            self.labels[key] = lab
+        return box
+
+    def update_numbers(self, snap: ShiftSnapshot, stats: PipelineStats | None, running: bool, camera_fps: float,
+             shown_fps: float, archive: str, dropped_warning_share: float) -> None:
+        lab = self.labels
+        lab["ok"].setText(str(snap.ok))
+        lab["ng"].setText(str(snap.ng))
+        lab["failed"].setText(str(snap.failed))
+        lab["failed"].setStyleSheet(ERROR if snap.failed else "")
+        lab["total"].setText(str(snap.total))
+        lab["yield"].setText("–" if snap.yield_percent is None else f"{snap.yield_percent:.1f} %")
+        lab["since"].setText(snap.started.strftime("%H:%M:%S"))
+        lab["camera"].setText(f"{camera_fps:.1f} fps" if running else "–")
+        lab["shown"].setText(f"{shown_fps:.1f} fps" if running else "–")
+        lab["inspected"].setText(f"{stats.recent_fps:.1f} fps" if running and stats is not None else "–")
+        p50 = stats.latency_p50_ms if stats is not None else None
+        lab["latency"].setText("–" if p50 is None else f"{p50:.0f} ms")
+        lab["dropped"].setText(f"{snap.dropped} ({snap.dropped_share:.0%})" if snap.dropped else "0")
+        lab["dropped"].setStyleSheet(WARN if snap.dropped_share > dropped_warning_share else "")
+        self.archive_info.setText(archive)
