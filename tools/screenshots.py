@@ -160,7 +160,7 @@ def _shoot(args, home: Path) -> int:
 
     def showing_ng() -> bool:
         latest = panel.session.latest() if panel.session else None
-        return (panel.verdict.verdict == "NG" and latest is not None and latest.seq == panel._shown_seq
+        return (panel.verdict.verdict == "NG" and latest is not None and latest.sequence == panel._shown_seq
                 and len(latest.result.regions) >= 1 and latest.result.regions[0].area_px > 80)
 
     wait(showing_ng, 60, "an NG part on screen")
