@@ -48,7 +48,7 @@ def test_a_recipe_is_checked_against_the_camera_and_a_failing_line_is_explained(
     panel.ask_mismatch = lambda path, problems: (asked.append(problems), "keep")[1]
     assert panel.choose_recipe(str(small_recipe)) is False  # kept the old recipe
     assert panel.recipe_path == demo and panel.running
-    assert "256x256 images but small v1 was taught on 128x128" in asked[0][0]
+    assert "the image is 256x256, which differs from the taught size (128x128)" in asked[0][0]
 
     ctx.settings.stop_line_after_failures = 8
     panel.ask_mismatch = lambda path, problems: "switch"  # an engineer switches anyway

@@ -41,7 +41,7 @@ def test_the_check_names_size_region_and_colour_in_plain_words(demo):
     assert needs.image_shape == (256, 256) and needs.roi is None and needs.label == "demo v1"
     assert check_frame(needs, np.zeros((256, 256, 3), np.uint8)) == []
     [size] = check_frame(needs, np.zeros((900, 900, 3), np.uint8))
-    assert "900x900 images but demo v1 was taught on 256x256" in size
+    assert "the image is 900x900, which differs from the taught size (256x256)" in size
     roi = RecipeNeeds("bottle v2", "rgb", (100, 100, 400, 400), (400, 400), "/data/bottle")
     assert "lies outside the 256x256 images" in check_frame(roi, np.zeros((256, 256, 3), np.uint8))[0]
     assert check_frame(roi, np.zeros((600, 600, 3), np.uint8)) == []
@@ -58,7 +58,7 @@ def test_a_recipe_that_does_not_fit_the_source_stops_before_failing_every_frame(
     assert _wait(lambda: not s.running)
     errors = s.drain_errors()
     assert [e.where for e in errors] == ["recipe"]
-    assert "128x128 images but demo v1 was taught on 256x256" in errors[0].message
+    assert "the image is 128x128, which differs from the taught size (256x256)" in errors[0].message
     snap = counters.snapshot()
     assert snap.failed == 0 and snap.ok + snap.ng == 0  # no error storm counted into the shift
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from station.core.geometry import NATIVE, Geometry, GeometryError
 from station.core.recipe import RECIPE_FILE, Recipe, RecipeError, resolve_recipe_dir
 
 
@@ -26,6 +27,7 @@ class RecipeNeeds:
     roi: tuple[int, int, int, int] | None
     image_shape: tuple[int, int] | None  # (H, W) taught on, after the region of interest
     taught_from: str  # where its samples came from (a folder, a camera URI), "" if unknown
+    geometry: dict[str, Any] | None = None  # the working geometry (core.geometry): which sizes it serves
 
     @classmethod
     def of(cls, recipe: Recipe) -> RecipeNeeds:
@@ -38,7 +40,7 @@ class RecipeNeeds:
         shape = validation.get("image_shape")
         source = training.get("source") or training.get("data") or ""
         return cls(label, str(pre.get("color_mode", "rgb")), tuple(int(v) for v in roi) if roi else None,  # type: ignore[arg-type]
-                   (int(shape[0]), int(shape[1])) if shape else None, str(source))
+                   (int(shape[0]), int(shape[1])) if shape else None, str(source), pre.get("geometry"))
 
 
 def recipe_needs(path: str | Path) -> RecipeNeeds:
@@ -73,13 +75,31 @@ def check_frame(needs: RecipeNeeds, image: np.ndarray) -> list[str]:
         size = (rh, rw)
     else:
         size = (h, w)
-    if needs.image_shape and size != needs.image_shape and not problems:
+    geometry = _geometry(needs)
+    if geometry is not None and not problems:  # the recipe's working geometry decides which sizes it serves
+        try:
+            geometry.check(size, needs.label)
+        except GeometryError as exc:
+            problems.append(str(exc))
+    elif needs.image_shape and size != needs.image_shape and not problems:
         th, tw = needs.image_shape
         what = "region of interest" if needs.roi else "images"
         problems.append(f"the source delivers {w}x{h} images but {needs.label} was taught on {tw}x{th} {what}")
     if needs.color_mode == "rgb" and image.ndim == 2:
         problems.append(f"{needs.label} was taught on colour images; this source delivers gray ones")
     return problems
+
+
+def _geometry(needs: RecipeNeeds) -> Geometry | None:
+    """The recipe's working geometry when it adapts image sizes; ``None`` for images that go to the
+    detector unchanged (recipes taught before the geometry layer), which need the taught size."""
+    if not needs.geometry:
+        return None
+    try:
+        geometry = Geometry.from_dict(needs.geometry)
+    except GeometryError:
+        return None
+    return None if geometry.fit == NATIVE else geometry
 
 
 # --- why frames fail, in plain words --------------------------------------------------------------
