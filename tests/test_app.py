@@ -21,10 +21,10 @@ from station.app.engineer import CredentialsError, EngineerSession, PasswordStor
 from station.app.recipes import check_part_name, list_recipes, next_version, retune_recipe
 from station.app.review import ReviewRequest, export_report, run_review
 from station.app.settings import SCHEMA_VERSION, Settings, load_settings, save_settings
-from station.app.shift import ShiftCounters
 from station.app.teach_session import TeachSession
 from station.core.progress import Cancelled, CancelToken
 from station.core.recipe import load_recipe, versions
+from station.live.shift import ShiftCounters
 
 
 @pytest.fixture(autouse=True)

@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 import test_live_support as support
 
-from station.app.shift import ShiftCounters
 from station.core.recipe import load_recipe
 from station.live.capture import FrameGrabber
 from station.live.checks import RecipeNeeds, check_frame, explain_failure, recipe_needs
 from station.live.session import LiveSession, StopRule
+from station.live.shift import ShiftCounters
 from station.live.stats import PipelineStats, yield_percent
 
 pytestmark = pytest.mark.timeout(120)

@@ -8,5 +8,5 @@
 - :mod:`station.app.recipes` -- listing and re-tuning the recipes of the models folder
 - :mod:`station.app.teach_session` -- the one model the teach-in wizard's pages share
 - :mod:`station.app.review` -- scoring a data set for the review mode
-- :mod:`station.app.shift` -- counts, yield, rates and latency of a shift
+- (the shift's counters are the live layer's: :mod:`station.live.shift`)
 """

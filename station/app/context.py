@@ -11,7 +11,7 @@ from station.app.audit import AuditLog
 from station.app.engineer import EngineerSession, PasswordStore
 from station.app.paths import AppPaths
 from station.app.settings import Settings, load_settings, save_settings
-from station.app.shift import ShiftCounters
+from station.live.shift import ShiftCounters
 
 log = logging.getLogger(__name__)
 

@@ -1,13 +1,13 @@
 """The Inspect screen's numbers: the shift's counts and yield (since "New shift", kept over a restart),
 this run's rates, latency and dropped frames, and how full the NG archive is. Only shows them: the
-counts and their definitions live in :mod:`station.app.shift` and :mod:`station.live.stats`."""
+counts and their definitions live in :mod:`station.live.shift` and :mod:`station.live.stats`."""
 
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QGridLayout, QGroupBox, QLabel, QVBoxLayout, QWidget
 
-from station.app.shift import ShiftSnapshot
+from station.live.shift import ShiftSnapshot
 from station.live.stats import PipelineStats
 
 BIG = "font-size:13pt; font-weight:bold;"

@@ -31,7 +31,6 @@ import cv2
 import numpy as np
 
 from station.acquisition.base import Frame, open_source
-from station.app.shift import ShiftCounters
 from station.core.images import convert_color
 from station.core.inspection import InspectionResult, Inspector
 from station.core.overlay import GREEN, draw_contours
@@ -42,6 +41,7 @@ from station.live.checks import RecipeNeeds, check_frame, explain_drops, explain
 from station.live.pipeline import InspectionStopped, LivePipeline
 from station.live.result import LiveError, LiveResult, ResultListener
 from station.live.results_db import ResultsLog
+from station.live.shift import ShiftCounters
 from station.live.stats import PipelineStats
 
 log = logging.getLogger(__name__)
