@@ -111,7 +111,10 @@ def test_no_result_lost_through_an_outage(tmp_path):
         p50_up = statistics.median(latencies["up"] + latencies["after"])
         p50_down = statistics.median(latencies["down"])
         print(f"inspection latency p50: links up {p50_up:.2f} ms, links down {p50_down:.2f} ms")
-        assert p50_down < 2.0 * p50_up + 5.0  # blocking on a dead link would cost seconds
+        # Within noise: on a loaded 2-core VM the p50 with the links down came out 2-8 ms above the p50 with
+        # them up (an idler process wakes up slower); blocking on a dead link would cost seconds (connect
+        # and acknowledgement time-outs are 5-10 s), a single send on the inspection thread tens of ms.
+        assert p50_down < 2.0 * p50_up + 20.0
     finally:
         if sub is not None:
             sub.close()
