@@ -82,3 +82,34 @@ def test_a_refused_opcua_login_is_audited_without_the_password(tmp_path):
     assert refused and refused[0].target == "OPC UA user plc"
     text = (tmp_path / "audit.jsonl").read_text()
     assert "wrong-pw-8" not in text and "right-pw-7" not in text
+
+
+def test_the_window_serves_its_own_results_to_a_plc(qtbot, ctx):
+    from helpers_detector import register_test_detector
+    from pymodbus.client import ModbusTcpClient
+
+    from station.gui.main_window import MainWindow
+    from station.lineio.config import LineConfig, save_line_config
+
+    register_test_detector()
+    port = free_port()
+    save_line_config(LineConfig(station_id="win1", modbus=f"modbus://127.0.0.1:{port}"), ctx.paths.home / "lineio.json")
+    w = MainWindow(ctx, source="synthetic://demo?fps=30&defect_rate=0.3")
+    qtbot.addWidget(w)
+    w.show()
+    try:
+        qtbot.waitUntil(lambda: w.line.line is not None and w.line.status()[3].state == "listening", timeout=30000)
+        assert w.tabs.tabText(3) == "Line I/O" and w.line_stack.currentIndex() == 0  # locked for operators
+        plc = ModbusTcpClient("127.0.0.1", port=port)
+        assert plc.connect()
+
+        def counted() -> int:
+            r = plc.read_holding_registers(11, count=2, device_id=1).registers
+            return (r[0] << 16) | r[1]
+
+        qtbot.waitUntil(lambda: counted() >= 5, timeout=30000)  # the parts the window inspected
+        assert plc.read_holding_registers(0, count=1, device_id=1).registers[0] == 3  # ContinuousExecution
+        plc.close()
+        qtbot.waitUntil(lambda: "modbus ●" in w.line_page.status_label.text(), timeout=5000)
+    finally:
+        w.close()
