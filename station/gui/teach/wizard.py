@@ -82,7 +82,8 @@ class TeachWizard(QWizard):
         self.samples_page.shutdown()
         self.threshold_page.shutdown()
         ok = True
-        for job in (self.train_page.job, self.samples_page.import_job):
+        for job in (self.train_page.job, self.samples_page.import_job, self.part_page.picker.job,
+                    self.part_page.camera_settings.job):
             if job is not None:
                 job.cancel()
                 ok = job.wait(timeout) and ok
