@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from station.core.inspection import Inspector
-from station.core.teach import teach
+from station.detectors.runtime import teach_detector
 from station.weights import WeightsStore, random_state_dict
 
 pytestmark = [pytest.mark.timeout(900), pytest.mark.slow]
@@ -47,19 +47,21 @@ def weights(tmp_path_factory) -> str:
 
 def params(weights: str, **extra) -> dict:
     return {"backbone": "resnet18", "weights": weights, "input_size": 256, "embedding_dim": 64,
-            "coreset_ratio": 0.02, "device": "cpu", **extra}
+            "coreset_ratio": 0.02, **extra}
 
 
 def test_tiles_find_a_5px_defect_the_down_scaled_detector_misses(weights):
     frame = surface(99, defect=DEFECT)
 
-    plain = teach("plain", [surface(0)], [surface(1)], "patchcore", params(weights), min_defect_area_px=9)
+    plain = teach_detector("plain", [surface(0)], [surface(1)], "patchcore", params(weights), device="cpu",
+                           min_defect_area_px=9)
     assert plain.recipe.preprocessing["geometry"]["delegate"]  # the detector's own resize, as before
     p = Inspector(plain.recipe, plain.detector).inspect(frame)
     plain_good = max(plain.recipe.validation["scores"])
 
-    tiled = teach("tiles", [surface(0, (1024, 1024))], [surface(1, (512, 768))], "patchcore",
-                  params(weights, fit="tiles", tile_overlap=0.0), min_defect_area_px=9)
+    tiled = teach_detector("tiles", [surface(0, (1024, 1024))], [surface(1, (512, 768))], "patchcore",
+                  params(weights, fit="tiles", tile_overlap=0.0), device="cpu",
+                           min_defect_area_px=9)
     assert tiled.recipe.preprocessing["geometry"]["size"] == [256, 256]
     t = Inspector(tiled.recipe, tiled.detector).inspect(frame)
     tiled_good = max(tiled.recipe.validation["scores"])

@@ -43,7 +43,7 @@ def main() -> int:
     import torch
 
     from station.core.inspection import Inspector
-    from station.core.teach import teach
+    from station.detectors.runtime import teach_detector
     from station.weights import WeightsStore, random_state_dict
 
     torch.set_num_threads(args.threads)
@@ -51,7 +51,7 @@ def main() -> int:
     torch.save(random_state_dict(args.backbone, 0), path)
     stored = WeightsStore(Path(os.environ["STATION_HOME"]) / "weights").import_file(path, allow_custom=True)
     base = {"backbone": args.backbone, "weights": f"custom:{stored.sha256[:16]}", "input_size": 256,
-            "coreset_ratio": 0.02, "device": "cpu"}
+            "coreset_ratio": 0.02}
     cases = [("2048x2048 frame", (2048, 2048)), ("1240x500 strip", (500, 1240))]
     modes = [("down-scaled (fit=resize)", {}), ("tiles, no overlap", {"fit": "tiles", "tile_overlap": 0.0}),
              ("tiles, 25 % overlap", {"fit": "tiles", "tile_overlap": 0.25})]
@@ -60,7 +60,7 @@ def main() -> int:
         for mode, geo in modes:
             train = [surface(0, shape)] if not geo else [surface(0, (512, 512))]
             val = [surface(1, shape)] if not geo else [surface(1, (256, 512))]
-            result = teach("bench", train, val, "patchcore", {**base, **geo})
+            result = teach_detector("bench", train, val, "patchcore", {**base, **geo}, device="cpu")
             inspector = Inspector(result.recipe, result.detector)
             frame = surface(7, shape)
             inspector.inspect(frame)  # warm-up
