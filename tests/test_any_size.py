@@ -200,3 +200,6 @@ def test_a_frame_the_recipe_cannot_serve_is_one_line(tmp_path, random_weights, c
     assert main(["-v", "train", "--data", str(category), "--detector", "variation", "--out", str(models),
                  "-p", "no_such=1"]) == 2
     assert "Traceback" in capsys.readouterr().err  # -v: for developers
+    assert main(["train", "--data", str(category), "--detector", "variation", "--out", str(models),
+                 "-p", "no_such=1", "-v"]) == 2
+    assert "Traceback" in capsys.readouterr().err  # also after the command, where people put it

@@ -73,7 +73,12 @@ def user_errors() -> tuple[type[BaseException], ...]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    # -v also after the command (`station train ... -v`): where people put it when an error says so
+    verbose = [a for a in extra if a in ("-v", "-vv", "--verbose")]
+    if len(verbose) != len(extra):
+        parser.error(f"unrecognized arguments: {' '.join(a for a in extra if a not in verbose)}")
+    args.verbose += sum(2 if a == "-vv" else 1 for a in verbose)
     level = logging.WARNING - 10 * min(2, args.verbose)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.max_image_pixels is not None:
