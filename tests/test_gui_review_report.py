@@ -53,6 +53,21 @@ def test_review_defaults_to_the_recipe_in_use(qtbot, ctx, tmp_path):
     assert panel.detector.currentData() == "variation"  # if taught first: seconds, not minutes
 
 
+def test_a_recipe_taught_after_the_panel_opened_becomes_the_default(qtbot, ctx, tmp_path):
+    """At the first start the panel opens before the demo part is taught: only "teach first" exists."""
+    panel = ReviewPanel(ctx, lambda *a: None)
+    qtbot.addWidget(panel)
+    assert panel.recipe.currentData() == TEACH_FIRST
+    data = make_mvtec_category(tmp_path / "demo", n_train=8, n_good_test=1, n_defect=1)
+    recipe = teach_from_category(MVTecCategory(data), "test-zscore", ctx.models_dir)  # the demo part
+    panel.fill_recipes()  # what the window does once the demo part is taught
+    assert panel.recipe.currentData() == str(recipe)
+    panel.recipe.setCurrentIndex(panel.recipe.findData(TEACH_FIRST))
+    panel.recipe.activated.emit(panel.recipe.currentIndex())  # the engineer's own choice stays
+    panel.fill_recipes()
+    assert panel.recipe.currentData() == TEACH_FIRST
+
+
 def test_the_metrics_phase_is_reported(qtbot, scored):
     panel, data, recipe = scored
     stages = []

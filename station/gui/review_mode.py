@@ -79,6 +79,7 @@ class ReviewPanel(QWidget):
         self.export_job: Job | None = None
         self._rows: list[dict[str, Any]] = []
         self._previous: tuple[ReviewOutcome | None, str] = (None, "")  # shown again if a run fails
+        self._picked = False  # the engineer chose a recipe (else it follows the one in use)
 
         # --- controls
         self.data = QLineEdit(ctx.settings.review_folder)
@@ -180,6 +181,7 @@ class ReviewPanel(QWidget):
         self.export_button.clicked.connect(self._choose_export)
         self.progress.cancel_requested.connect(self.cancel)
         self.recipe.currentIndexChanged.connect(lambda _i: self._recipe_mode())
+        self.recipe.activated.connect(lambda _i: setattr(self, "_picked", True))
         self.fill_recipes()
 
     # --- controls ---------------------------------------------------------------------------------
@@ -190,7 +192,8 @@ class ReviewPanel(QWidget):
         for entry in list_recipes(self.ctx.models_dir):
             self.recipe.addItem(entry.label, str(entry.path))
         self.recipe.addItem("teach from train/good first", TEACH_FIRST)
-        i = self.recipe.findData(current if current is not None else self._current_recipe())
+        # the engineer's own pick stays; until there is one, the recipe in use (taught since, maybe)
+        i = self.recipe.findData(current if self._picked and current is not None else self._current_recipe())
         self.recipe.setCurrentIndex(i if i >= 0 else 0)
         self.recipe.blockSignals(False)
         self._recipe_mode()
@@ -222,6 +225,7 @@ class ReviewPanel(QWidget):
     def set_request(self, data: str | Path, recipe: str | None = None, per_type: int | None = None,
                     detector: str | None = None) -> None:
         """Fill the controls (as a user would); ``recipe`` ``None`` means teach first."""
+        self._picked = True
         self.data.setText(str(data))
         if recipe is None:
             self.recipe.setCurrentIndex(self.recipe.findData(TEACH_FIRST))
