@@ -134,3 +134,10 @@ def test_size_notice_counts_the_other_sizes():
     assert size_notice([(500, 1240)] * 3, g) is None
     text = size_notice([(500, 1240), (500, 1250), (500, 1240), (510, 1240)], g)
     assert text.startswith("2 of 4 images have other sizes than the first (1240x500)") and "fit=pad" in text
+
+
+def test_size_notice_offers_only_the_fits_the_detector_has():
+    variation = detector_info("variation").geometry
+    g = choose_geometry(variation, {}, [(500, 1240), (500, 1250)], {})
+    text = size_notice([(500, 1240), (500, 1250)], g)
+    assert "fit=pad" in text and "tiles" not in text

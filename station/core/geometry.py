@@ -293,8 +293,9 @@ def size_notice(shapes: Sequence[Sequence[int]], geometry: Geometry) -> str | No
     other = sum(1 for s in shapes if tuple(s[:2]) != first)
     if not other:
         return None
-    hint = {"resize": "`-p fit=pad` keeps their aspect, `-p fit=tiles` their resolution",
-            "pad": "`-p fit=tiles` keeps their resolution", "tiles": ""}.get(geometry.fit, "")
+    fits = geometry.taught.get("fits", FITS)
+    others = {"pad": "`-p fit=pad` keeps their aspect", "tiles": "`-p fit=tiles` keeps their resolution"}
+    hint = ", ".join(text for fit, text in others.items() if fit in fits and fit != geometry.fit)
     return (f"{other} of {len(shapes)} images have other sizes than the first ({_wh(first)}); "
             f"they are {geometry.describe()}" + (f" ({hint})" if hint else ""))
 
