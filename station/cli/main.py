@@ -18,7 +18,7 @@ import station
 
 # Sub-command modules under station.cli, in the order --help lists them.
 COMMANDS = [
-    "train", "eval", "inspect_image", "retune",
+    "train", "eval", "inspect_image", "retune", "golden",
     "inspect", "cameras", "results",
     "weights", "export", "bench",
     "gui", "selftest",

@@ -20,6 +20,8 @@ runs from the source tree and from the built bundle alike, and proves the pieces
 - ``device``      -- the compute device torch will use (GPU name, or the CPU); a small computation on it
 - ``weights``     -- what the backbone weights store holds (information)
 - ``recipe:*``    -- with ``--recipe``: that recipe loads, its weights are present, and it inspects an image
+- ``golden:*``    -- with ``--recipe``: the recipe's golden parts (known OK/NG images) get their expected
+                     verdicts at its threshold (skipped for a recipe without any; audited)
 - ``line:*``      -- each configured line output (``lineio.json``): the MQTT broker accepts the log-in, the
                      central PostgreSQL answers and has (or gets) the schema, the OPC UA / Modbus ports can be
                      served; ``line:backlog`` warns when results wait undelivered (or were skipped)
@@ -89,7 +91,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--recipe", action="append", default=[], type=Path, metavar="DIR",
                    help="also check that this recipe loads (weights present) and inspects; repeatable")
     p.add_argument("--skip", action="append", default=[], metavar="CHECK",
-                   help="leave out a check (qt, synthetic, detectors, camera, onnxruntime, device, line); repeatable")
+                   help="leave out a check (qt, synthetic, detectors, camera, onnxruntime, device, golden, line); "
+                        "repeatable")
     from station.app.paths import AppPaths
 
     home = AppPaths.default()
@@ -180,6 +183,7 @@ def run_checks(device: str = "auto", require_gpu: bool = False, require_pretrain
     check("onnxruntime", _check_onnxruntime)
     for path in recipes:
         check(f"recipe:{path.name}", lambda p=path: _check_recipe(p, device))
+        check(f"golden:{path.name}", lambda p=path: _check_golden(p, device), group="golden")
     if line_config is not None:
         from station.cli.selftest_lineio import line_checks
 
@@ -509,3 +513,21 @@ def _check_recipe(path: Path, device: str) -> tuple[str, dict[str, Any]]:
     about = f"; weights {weights.get('source')} {weights.get('backbone')} {weights.get('name')}" if weights else ""
     return (f"{recipe.label}: {recipe.detector_kind}, loads and inspects a {w}x{h} image "
             f"({outcome.latency_ms:.0f} ms){about}"), {"label": recipe.label, "weights": weights}
+
+
+def _check_golden(path: Path, device: str) -> tuple[str, dict[str, Any]]:
+    from station.app.audit import AuditLog
+    from station.app.golden import record_golden_run
+    from station.app.paths import AppPaths
+    from station.core.golden import golden_parts, has_golden, parts_summary, run_golden
+    from station.core.recipe import load_recipe
+    from station.detectors.runtime import load_inspector
+
+    recipe = load_recipe(path)
+    if not has_golden(recipe):
+        raise Skipped(f"{recipe.label} has no golden parts (add them with `station golden add`)")
+    report = run_golden(recipe, load_inspector(recipe, device=device, allow_download=False))
+    record_golden_run(AuditLog(AppPaths.default().audit_log), report, reason="station selftest")
+    if not report.passed:
+        raise CheckFailed(report.message())
+    return f"{recipe.label}: {parts_summary(golden_parts(recipe))} judged right", report.to_dict()

@@ -33,6 +33,8 @@ RECIPE_FILE = "recipe.json"
 TENSORS_FILE = "tensors.safetensors"
 _VERSION_DIR = re.compile(r"^v(\d{4,})$")
 VALIDATION_PREFIX = "_validation/"  # state keys of the stored validation maps (not the detector's)
+GOLDEN_PREFIX = "_golden/"  # state keys of the golden parts' images (station.core.golden)
+_NOT_DETECTOR = (VALIDATION_PREFIX, GOLDEN_PREFIX)
 
 
 class RecipeError(Exception):
@@ -54,6 +56,7 @@ class Recipe:
     training: dict[str, Any] = field(default_factory=dict)
     weights: dict[str, Any] | None = None  # identity of pretrained weights the detector was taught with
     camera: dict[str, Any] = field(default_factory=dict)  # camera settings (URI options: exposure, gain ...)
+    golden: dict[str, Any] = field(default_factory=dict)  # known parts and their verdicts (core.golden)
     notes: str = ""
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     station_version: str = station.__version__
@@ -72,8 +75,8 @@ class Recipe:
         return f"{self.name} v{self.version}"
 
     def detector_state(self) -> dict[str, np.ndarray]:
-        """The detector's own arrays (the stored validation maps left out)."""
-        return {k: v for k, v in self.state.items() if not k.startswith(VALIDATION_PREFIX)}
+        """The detector's own arrays (the stored validation maps and golden parts left out)."""
+        return {k: v for k, v in self.state.items() if not k.startswith(_NOT_DETECTOR)}
 
     def validation_maps(self) -> list[np.ndarray]:
         return [self.state[k] for k in sorted(self.state) if k.startswith(VALIDATION_PREFIX)]

@@ -23,6 +23,7 @@ import threading
 import time
 import traceback
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ import cv2
 import numpy as np
 
 from station.acquisition.base import Frame, open_source
+from station.core.golden import GoldenReport, has_golden, run_golden
 from station.core.images import convert_color
 from station.core.inspection import InspectionResult, Inspector
 from station.core.overlay import GREEN, draw_contours
@@ -80,10 +82,15 @@ class Health:
     fix: str = ""
     dropped_warning: str = ""
     line_stopped: str = ""  # why the run was stopped by the stop-the-line rule
+    golden_warning: str = ""  # the golden parts failed and the recipe is set to warn only
 
 
 class RecipeMismatch(InspectionStopped):
     """The source's frames do not fit the recipe (raised on the inspection thread before inspecting)."""
+
+
+class GoldenFailed(InspectionStopped):
+    """The recipe's golden parts got a wrong verdict and the recipe blocks inspection then."""
 
 
 class LiveSession:
@@ -108,13 +115,20 @@ class LiveSession:
         More result listeners (line outputs), called on the dispatch thread.
     stop_rule
         When a failing line stops (default: :class:`StopRule`).
+    golden
+        Run the recipe's golden parts (:mod:`station.core.golden`) before the first frame and after
+        each threshold change; a wrong verdict stops the run or warns, as the recipe says.
+    on_golden
+        Called with each :class:`~station.core.golden.GoldenReport` (on the inspection thread: keep it
+        short -- the app appends it to the audit log).
     """
 
     def __init__(self, source_uri: str, recipe: Recipe | str | Path, counters: ShiftCounters | None = None,
                  detector: Any = None, device: str = "auto", ng_keep: int = 12,
                  results: ResultsLog | None = None, archive: ImageArchive | None = None,
                  listeners: list[ResultListener] | None = None, stop_rule: StopRule | None = None,
-                 check_first_frame: bool = True) -> None:
+                 check_first_frame: bool = True, golden: bool = True,
+                 on_golden: Callable[[GoldenReport], None] | None = None) -> None:
         self.source_uri = source_uri
         self._recipe_arg = recipe
         self.counters = counters if counters is not None else ShiftCounters()
@@ -125,6 +139,9 @@ class LiveSession:
         self._listeners = list(listeners or [])
         self.stop_rule = stop_rule or StopRule()
         self.check_first_frame = check_first_frame  # False: an engineer chose to switch despite a mismatch
+        self.golden = golden
+        self._on_golden = on_golden
+        self.golden_report: GoldenReport | None = None  # the newest run of the golden parts
         self._lock = threading.Lock()
         self._ng: deque[NgRecord] = deque(maxlen=ng_keep)
         self._errors: deque[LiveError] = deque(maxlen=100)
@@ -160,6 +177,8 @@ class LiveSession:
                                       listeners=[self._on_result, *self._listeners])
         if self._pending_threshold is not None:
             self._pipeline.set_threshold(*self._pending_threshold)
+        if self.golden:  # after the threshold it will inspect with, before the first frame
+            self._pipeline.call_in_inspector(self._run_golden)
         self._pipeline.start(wait_ready=False)
 
     def stop(self, timeout: float = 1.5) -> bool:
@@ -193,7 +212,10 @@ class LiveSession:
         if self._pipeline is None:
             self._pending_threshold = (float(threshold), min_defect_area_px)
             return 0
-        return self._pipeline.set_threshold(threshold, min_defect_area_px)
+        generation = self._pipeline.set_threshold(threshold, min_defect_area_px)
+        if self.golden:  # a threshold far too high (or low) must not inspect unnoticed
+            self._pipeline.call_in_inspector(self._run_golden)
+        return generation
 
     # --- what the window polls --------------------------------------------------------------------
     def latest(self) -> LiveResult | None:
@@ -216,6 +238,9 @@ class LiveSession:
 
     def health(self) -> Health:
         h = Health(failing=self._failing, line_stopped=self._line_stopped)
+        g = self.golden_report
+        if g is not None and not g.passed and not g.blocks:
+            h.golden_warning = g.message()
         p = self._pipeline
         if p is None:
             return h
@@ -235,7 +260,8 @@ class LiveSession:
         if p is not None and p.error is not None and not self._error_reported:
             self._error_reported = True
             exc = p.error
-            where = "recipe" if self._inspector is None or isinstance(exc, RecipeMismatch) else "camera"
+            where = ("recipe" if self._inspector is None or isinstance(exc, (RecipeMismatch, GoldenFailed))
+                     else "camera")
             self._error(where, exc, "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
         self._follow_counters()
         with self._lock:
@@ -290,6 +316,24 @@ class LiveSession:
         self._inspector = inspector
         return inspector
 
+    def _run_golden(self, inspector: Inspector) -> None:
+        """A command on the inspection thread: the golden parts with the inspector as it now stands."""
+        recipe = inspector.recipe
+        if not has_golden(recipe):
+            return
+        plain = Inspector(recipe, inspector.detector)  # the same detector, without the first-frame check
+        plain.set_threshold(inspector.threshold, inspector.min_defect_area_px)
+        report = run_golden(recipe, plain)
+        self.golden_report = report
+        (log.info if report.passed else log.error)("%s", report.message())
+        if isinstance(inspector, _CheckedInspector):
+            inspector.blocked = report.message() if report.blocks else ""
+        if self._on_golden is not None:
+            try:
+                self._on_golden(report)
+            except Exception:  # noqa: BLE001 - a failing audit write must not stop the check
+                log.exception("recording the golden-part self-test failed")
+
     # --- on the dispatch thread -------------------------------------------------------------------
     def _on_result(self, live: LiveResult) -> None:
         p = self._pipeline
@@ -335,8 +379,11 @@ class _CheckedInspector(Inspector):
     def __init__(self, recipe: Recipe, check: bool = True, **kwargs: Any) -> None:
         super().__init__(recipe, **kwargs)
         self._needs: RecipeNeeds | None = RecipeNeeds.of(recipe) if check else None
+        self.blocked = ""  # why the golden parts block inspection (empty: they do not)
 
     def inspect_batch(self, images):  # type: ignore[override]
+        if self.blocked:
+            raise GoldenFailed(self.blocked)
         if self._needs is not None and images:
             problems = check_frame(self._needs, images[0])
             self._needs = None
