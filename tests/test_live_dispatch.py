@@ -108,6 +108,13 @@ def test_a_stalled_dispatcher_counts_what_it_cannot_take(demo_recipe):
     assert taken.count(False) >= 2 and d.undispatched == taken.count(False)
     gate.set()
     assert d.close(10) and d.dispatched == taken.count(True)
+    # the images waiting are bounded in bytes too: one 256x256 RGB frame is ~196 KB
+    gate.clear()
+    small = Dispatcher(capacity=100, max_bytes=3 * f.image.nbytes, listeners=[lambda live: gate.wait(10)])
+    taken = [small.put(LiveResult(i, f, None, "x", 0.0, 0.0)) for i in range(1, 8)]
+    assert taken.count(True) <= 4 and small.undispatched == taken.count(False)
+    gate.set()
+    assert small.close(10)
     frame.stop()
     frame.close()
 

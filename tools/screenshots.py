@@ -166,7 +166,18 @@ def _shoot(args, home: Path) -> int:
     wait(showing_ng, 60, "an NG part on screen")
     panel.display_timer.stop()  # hold the NG frame for the picture; the numbers keep counting
     pause(0.3)
-    shots["inspect"] = save_png(window.grab().toImage(), args.out / "inspect.png", args.width)
+    shots["inspect"] = save_png(window.grab().toImage(), args.out / "inspect.png", args.width)  # the alarm: NG
+    at_sizes("inspect")  # the same frame held at each screen size
+    panel.display_timer.start()
+
+    def showing_ok() -> bool:  # normal running: an OK part, tile and image of the same frame
+        return panel.shown is not None and panel.shown.verdict == "OK" and panel.verdict.verdict == "OK"
+
+    wait(showing_ok, 60, "an OK part on screen")
+    panel.display_timer.stop()
+    pause(0.3)
+    shots["inspect_ok"] = save_png(window.grab().toImage(), args.out / "inspect_ok.png", args.width)
+    at_sizes("inspect_ok")
     panel.display_timer.start()
 
     # --- Teach: the wizard's threshold page with a live preview

@@ -5,12 +5,13 @@ counts and their definitions live in :mod:`station.live.shift` and :mod:`station
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QFontMetrics
 from PySide6.QtWidgets import QGridLayout, QGroupBox, QLabel, QVBoxLayout, QWidget
 
 from station.live.shift import ShiftSnapshot
 from station.live.stats import PipelineStats
 
-BIG = "font-size:13pt; font-weight:bold;"
+BIG = "font-size:12pt; font-weight:bold;"
 WARN = "color:#8a4b00; font-weight:bold;"
 ERROR = "color:#a50e0e; font-weight:bold;"
 
@@ -27,7 +28,12 @@ class ShiftNumbers(QWidget):
         counts.setToolTip("Since \"New shift\" (kept over a restart). Parts = OK + NG + not inspected; "
                           "yield = OK of all parts, so a part that could not be inspected is not counted good.")
         for key in ("ok", "ng", "yield"):
-            self.labels[key].setStyleSheet(BIG)
+            lab = self.labels[key]
+            lab.setStyleSheet(BIG)
+            font = lab.font()
+            font.setPointSize(12)
+            font.setBold(True)
+            lab.setMinimumHeight(QFontMetrics(font).height())  # never squeezed to half a digit
         rates = self._group("Throughput", [("camera", "camera view"), ("shown", "results shown"),
                                            ("inspected", "inspected"), ("latency", "latency p50"),
                                            ("dropped", "dropped frames")])
@@ -49,8 +55,11 @@ class ShiftNumbers(QWidget):
         box = QGroupBox(title)
         grid = QGridLayout(box)
         for i, (key, text) in enumerate(rows):
-            grid.addWidget(QLabel(text), i, 0)
+            name = QLabel(text)
+            name.setMinimumHeight(name.fontMetrics().height())  # the image shrinks first, never a row
+            grid.addWidget(name, i, 0)
             lab = QLabel("–")
+            lab.setMinimumHeight(lab.fontMetrics().height())
             lab.setAlignment(Qt.AlignmentFlag.AlignRight)
             grid.addWidget(lab, i, 1)
             self.labels[key] = lab

@@ -26,9 +26,9 @@ Listener API (the line outputs, the window's counters and NG strip, ``station in
 - When the run ends, every result queued has been dispatched before :meth:`LivePipeline.wait`
   returns.
 
-Bounded: at most ``capacity`` results wait (with their images). If the dispatch thread falls that
-far behind (a stalled disk), further results are not dispatched -- never silently: they are counted
-in ``undispatched`` and logged, and the window shows it as a results-log error.
+Bounded: at most ``capacity`` results and ``max_bytes`` of their images wait. If the dispatch thread
+falls that far behind (a stalled disk), further results are not dispatched -- never silently: they
+are counted in ``undispatched`` and logged, and the window shows it as a results-log error.
 """
 
 from __future__ import annotations
@@ -50,10 +50,13 @@ class Dispatcher:
     """The dispatch thread of one run: archive, results log, listeners (see the module docstring)."""
 
     def __init__(self, results: ResultsLog | None = None, archive: ImageArchive | None = None,
-                 capacity: int = 256, listeners: list[ResultListener] | None = None) -> None:
+                 capacity: int = 256, listeners: list[ResultListener] | None = None,
+                 max_bytes: int = 64 * 1024 * 1024) -> None:
         self.results = results
         self.archive = archive
         self.capacity = int(capacity)
+        self.max_bytes = int(max_bytes)  # a few seconds of a large camera, not a flood of frames in memory
+        self._pending_bytes = 0
         self.db_time = LatencyWindow()  # the results log's write (with its fsync), on this thread
         self.rows = 0
         self.db_errors = 0
@@ -82,14 +85,18 @@ class Dispatcher:
     # --- the inspection thread's side -------------------------------------------------------------------
     def put(self, live: LiveResult) -> bool:
         """Queue ``live`` for dispatch; never waits. ``False`` (counted) when the queue is full."""
+        nbytes = int(live.frame.image.nbytes)
         with self._cond:
-            if self._closed or len(self._pending) >= self.capacity:
+            full = len(self._pending) >= self.capacity or (
+                self._pending and self._pending_bytes + nbytes > self.max_bytes)
+            if self._closed or full:
                 self.undispatched += 1
                 if self.undispatched == 1 or self.undispatched % 100 == 0:
                     log.error("results are not dispatched: the results log / archive is %d results behind "
                               "(%d not recorded so far)", len(self._pending), self.undispatched)
                 return False
             self._pending.append(live)
+            self._pending_bytes += nbytes
             self._cond.notify()
             return True
 
@@ -114,6 +121,7 @@ class Dispatcher:
                 if not self._pending:
                     return
                 live = self._pending.popleft()
+                self._pending_bytes -= int(live.frame.image.nbytes)
                 listeners = self._listeners
             self._dispatch(live, listeners)
 
