@@ -57,7 +57,69 @@ class SyntheticSample:
         return self.label == GOOD
 
 
-class SyntheticPart:
+class CoverageCanvas:
+    """A square pixel grid and anti-aliased coverage (0..1) of the shapes defects are drawn with:
+    thick polylines, irregular blobs, discs. Shared by the synthetic parts."""
+
+    def __init__(self, size: int) -> None:
+        self.size = int(size)
+        coords = np.arange(self.size, dtype=np.float32) + 0.5  # pixel centres
+        self._xx, self._yy = np.meshgrid(coords, coords)
+
+    def _polyline_coverage(self, xs: np.ndarray, ys: np.ndarray, half_width: float) -> np.ndarray:
+        """Anti-aliased coverage of a thick polyline: computed in its bounding box only."""
+        S = self.size
+        pad = half_width + 2
+        x0, x1 = max(0, int(xs.min() - pad)), min(S, int(xs.max() + pad) + 1)
+        y0, y1 = max(0, int(ys.min() - pad)), min(S, int(ys.max() + pad) + 1)
+        alpha = np.zeros((S, S), dtype=np.float32)
+        if x0 >= x1 or y0 >= y1:
+            return alpha
+        px = self._xx[y0:y1, x0:x1][..., None]
+        py = self._yy[y0:y1, x0:x1][..., None]
+        ax, ay, bx, by = xs[:-1], ys[:-1], xs[1:], ys[1:]
+        ex, ey = bx - ax, by - ay
+        t = np.clip(((px - ax) * ex + (py - ay) * ey) / np.maximum(ex * ex + ey * ey, 1e-9), 0.0, 1.0)
+        dist = np.hypot(px - (ax + t * ex), py - (ay + t * ey)).min(axis=-1)
+        alpha[y0:y1, x0:x1] = np.clip(half_width - dist + 0.5, 0.0, 1.0)
+        return alpha
+
+    def _blob_coverage(self, rng: np.random.Generator, to_image, pu: float, pv: float, radius: float,
+                       lobes: int, roughness: float) -> np.ndarray:
+        """Anti-aliased coverage of an irregular blob: a circle whose radius varies with the angle."""
+        x0, y0 = to_image(np.array([pu]), np.array([pv]))
+        phases = rng.uniform(0, 2 * math.pi, lobes)
+        weights = rng.uniform(0.5, 1.0, lobes)
+        alpha, win = self._window(float(x0[0]), float(y0[0]), radius * (1 + roughness * 1.6) + 2)
+        if win is None:
+            return alpha
+        dx = self._xx[win] - float(x0[0])
+        dy = self._yy[win] - float(y0[0])
+        ang = np.arctan2(dy, dx)
+        rr = np.full_like(dx, radius)
+        for i, k in enumerate(range(2, 2 + lobes)):
+            rr += radius * roughness / k * weights[i] * np.cos(k * ang + phases[i])
+        alpha[win] = np.clip(rr - np.hypot(dx, dy) + 0.5, 0.0, 1.0)
+        return alpha
+
+    def _disc_coverage(self, x0: float, y0: float, radius: float) -> np.ndarray:
+        alpha, win = self._window(x0, y0, radius + 2)
+        if win is not None:
+            alpha[win] = np.clip(radius - np.hypot(self._xx[win] - x0, self._yy[win] - y0) + 0.5, 0.0, 1.0)
+        return alpha
+
+    def _window(self, x: float, y: float, half: float) -> tuple[np.ndarray, tuple[slice, slice] | None]:
+        """A zero coverage image and the slice of it within ``half`` pixels of ``(x, y)``."""
+        S = self.size
+        alpha = np.zeros((S, S), dtype=np.float32)
+        x0, x1 = max(0, int(x - half)), min(S, int(x + half) + 2)
+        y0, y1 = max(0, int(y - half)), min(S, int(y + half) + 2)
+        if x0 >= x1 or y0 >= y1:
+            return alpha, None
+        return alpha, (slice(y0, y1), slice(x0, x1))
+
+
+class SyntheticPart(CoverageCanvas):
     """A procedurally drawn machined washer (outer ring, bore, four bolt holes, a key notch).
 
     Parameters
@@ -87,8 +149,7 @@ class SyntheticPart:
         self.hole_angles = np.deg2rad([45.0, 135.0, 225.0, 315.0])
         self.notch_w = 16.0 * s
         self.notch_depth = 10.0 * s
-        coords = np.arange(self.size, dtype=np.float32) + 0.5  # pixel centres
-        self._xx, self._yy = np.meshgrid(coords, coords)
+        CoverageCanvas.__init__(self, self.size)
         # A fixed conveyor-belt texture for the lot (the belt does not change from part to part).
         lot = np.random.default_rng([self.seed, 0xBE17])
         belt = lot.standard_normal((self.size, self.size), dtype=np.float32)
@@ -271,59 +332,6 @@ class SyntheticPart:
             x0, y0 = to_image(np.array([cu]), np.array([cv]))
             return self._disc_coverage(float(x0[0]), float(y0[0]), radius), {}
         raise ValueError(kind)
-
-    def _polyline_coverage(self, xs: np.ndarray, ys: np.ndarray, half_width: float) -> np.ndarray:
-        """Anti-aliased coverage of a thick polyline: computed in its bounding box only."""
-        S = self.size
-        pad = half_width + 2
-        x0, x1 = max(0, int(xs.min() - pad)), min(S, int(xs.max() + pad) + 1)
-        y0, y1 = max(0, int(ys.min() - pad)), min(S, int(ys.max() + pad) + 1)
-        alpha = np.zeros((S, S), dtype=np.float32)
-        if x0 >= x1 or y0 >= y1:
-            return alpha
-        px = self._xx[y0:y1, x0:x1][..., None]
-        py = self._yy[y0:y1, x0:x1][..., None]
-        ax, ay, bx, by = xs[:-1], ys[:-1], xs[1:], ys[1:]
-        ex, ey = bx - ax, by - ay
-        t = np.clip(((px - ax) * ex + (py - ay) * ey) / np.maximum(ex * ex + ey * ey, 1e-9), 0.0, 1.0)
-        dist = np.hypot(px - (ax + t * ex), py - (ay + t * ey)).min(axis=-1)
-        alpha[y0:y1, x0:x1] = np.clip(half_width - dist + 0.5, 0.0, 1.0)
-        return alpha
-
-    def _blob_coverage(self, rng: np.random.Generator, to_image, pu: float, pv: float, radius: float,
-                       lobes: int, roughness: float) -> np.ndarray:
-        """Anti-aliased coverage of an irregular blob: a circle whose radius varies with the angle."""
-        x0, y0 = to_image(np.array([pu]), np.array([pv]))
-        phases = rng.uniform(0, 2 * math.pi, lobes)
-        weights = rng.uniform(0.5, 1.0, lobes)
-        alpha, win = self._window(float(x0[0]), float(y0[0]), radius * (1 + roughness * 1.6) + 2)
-        if win is None:
-            return alpha
-        dx = self._xx[win] - float(x0[0])
-        dy = self._yy[win] - float(y0[0])
-        ang = np.arctan2(dy, dx)
-        rr = np.full_like(dx, radius)
-        for i, k in enumerate(range(2, 2 + lobes)):
-            rr += radius * roughness / k * weights[i] * np.cos(k * ang + phases[i])
-        alpha[win] = np.clip(rr - np.hypot(dx, dy) + 0.5, 0.0, 1.0)
-        return alpha
-
-    def _disc_coverage(self, x0: float, y0: float, radius: float) -> np.ndarray:
-        alpha, win = self._window(x0, y0, radius + 2)
-        if win is not None:
-            alpha[win] = np.clip(radius - np.hypot(self._xx[win] - x0, self._yy[win] - y0) + 0.5, 0.0, 1.0)
-        return alpha
-
-    def _window(self, x: float, y: float, half: float) -> tuple[np.ndarray, tuple[slice, slice] | None]:
-        """A zero coverage image and the slice of it within ``half`` pixels of ``(x, y)``."""
-        S = self.size
-        alpha = np.zeros((S, S), dtype=np.float32)
-        x0, x1 = max(0, int(x - half)), min(S, int(x + half) + 2)
-        y0, y1 = max(0, int(y - half)), min(S, int(y + half) + 2)
-        if x0 >= x1 or y0 >= y1:
-            return alpha, None
-        return alpha, (slice(y0, y1), slice(x0, x1))
-
 
 class SyntheticSource(PacedSource):
     """``synthetic://demo?defect_rate=0.2&fps=10&seed=0&size=256&count=0&live=1`` as a camera.

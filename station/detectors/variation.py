@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -61,10 +62,19 @@ from station.detectors.alignment import (
     warp_to_reference,
 )
 from station.detectors.base import Prediction
+from station.detectors.variation_pose import ShapeModel
+from station.detectors.variation_shape import (
+    POSE_METHODS,
+    Framing,
+    FreeAligner,
+    needs_free_pose,
+    teach_free_pose,
+)
 
 log = logging.getLogger(__name__)
 
 STATISTICS = ("mean", "median")
+VARIATION_ALIGN_MODES = (*ALIGN_MODES, "shape", "auto")
 MIN_LEVEL_SIDE = 16  # a statistics level is not made smaller than this (pixels, longer side)
 _MAD_TO_STD = 1.4826  # scales the median absolute deviation to a standard deviation (Gaussian data)
 
@@ -77,15 +87,23 @@ class VariationModel:
     work_side
         Longer side of the internal working resolution, in pixels (images are never enlarged).
     align
-        ``"rigid"`` (rotation + translation), ``"translation"`` or ``"none"``.
+        ``"auto"`` (``"shape"`` for parts that turn or move freely, else ``"rigid"``; the choice is
+        recorded in the recipe), ``"shape"`` (free pose: shape-based matching over the full circle,
+        anywhere in the frame, a model frame around the part and an automatic part mask; see
+        :mod:`station.detectors.variation_shape`), ``"rigid"`` (rotation + translation),
+        ``"translation"`` or ``"none"``.
     max_rotation_deg
-        Largest rotation searched for, either way (180 = any orientation).
+        Largest rotation searched for, either way, in the rigid mode (180 = any orientation); with
+        ``"auto"``, parts that turn further than this get the free-pose mode.
+    pose_method
+        How the free-pose mode finds candidate poses: ``"shape"`` (edge-direction matching) or
+        ``"moments"`` (centroid and principal axis of the segmented part; a plain background only).
     align_side
         Longer side of the images the rigid fit runs on.
     align_passes
         How often the reference is re-estimated as the mean of the aligned training images.
     local_alignment
-        Refine the rigid fit with a smooth optical flow.
+        Refine the rigid fit with a smooth optical flow (not in the free-pose mode, see ``fit``).
     flow_sigma, flow_max_shift
         Smoothing (Gaussian sigma) and largest displacement of that flow, in working pixels.
     statistic
@@ -112,8 +130,9 @@ class VariationModel:
     def __init__(
         self,
         work_side: int = 256,
-        align: str = "rigid",
+        align: str = "auto",
         max_rotation_deg: float = 20.0,
+        pose_method: str = "shape",
         align_side: int = 128,
         align_passes: int = 2,
         local_alignment: bool = True,
@@ -130,8 +149,10 @@ class VariationModel:
         map_blur: float = 2.0,
         mask: Any = None,
     ) -> None:
-        if align not in ALIGN_MODES:
-            raise ValueError(f"unknown alignment {align!r}; use one of {', '.join(ALIGN_MODES)}")
+        if align not in VARIATION_ALIGN_MODES:
+            raise ValueError(f"unknown alignment {align!r}; use one of {', '.join(VARIATION_ALIGN_MODES)}")
+        if pose_method not in POSE_METHODS:
+            raise ValueError(f"unknown pose method {pose_method!r}; use one of {', '.join(POSE_METHODS)}")
         if statistic not in STATISTICS:
             raise ValueError(f"unknown statistic {statistic!r}; use one of {', '.join(STATISTICS)}")
         if int(work_side) < MIN_LEVEL_SIDE or int(align_side) < MIN_LEVEL_SIDE:
@@ -148,6 +169,7 @@ class VariationModel:
         self.work_side = int(work_side)
         self.align = align
         self.max_rotation_deg = float(max_rotation_deg)
+        self.pose_method = pose_method
         self.align_side = int(align_side)
         self.align_passes = int(align_passes)
         self.local_alignment = bool(local_alignment)
@@ -176,6 +198,15 @@ class VariationModel:
         self._mask: np.ndarray | None = None  # work size, bool, reference pose
         self._derived: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # low, high, divisor
         self._aligner: RigidAligner | None = None
+        self._free: FreeAligner | None = None  # the free-pose mode's locator
+        self._part_mask: np.ndarray | None = None  # free-pose mode: the part in the model frame
+        self._weight: np.ndarray | float = 1.0  # free-pose mode: weight of the map (part 1, band less)
+        self._align_chosen: str | None = None  # what "auto" resolved to
+
+    @property
+    def alignment(self) -> str:
+        """The alignment in use: ``align``, or what ``"auto"`` chose at teach-in."""
+        return self._align_chosen or self.align
 
     # --- geometry -----------------------------------------------------------------------------
     @property
@@ -191,8 +222,8 @@ class VariationModel:
     def _work_size(self, shape: tuple[int, int]) -> tuple[int, int]:
         return self._size_for(self.work_side, shape)
 
-    def _level_sizes(self, shape: tuple[int, int]) -> list[tuple[int, int]]:
-        w, h = self._work_size(shape)
+    def _level_sizes(self, work_size: tuple[int, int]) -> list[tuple[int, int]]:
+        w, h = work_size
         sizes = [(w, h)]
         for _ in range(1, self.levels):
             pw, ph = sizes[-1]
@@ -266,17 +297,125 @@ class VariationModel:
             raise ValueError("the variation model needs at least 2 good images (20 or more recommended)")
         n = len(images)
         h, w, channels = shape
-        if self._mask_spec == "array" and self._mask_input is not None and self._mask_input.shape != (h, w):
-            mh, mw = self._mask_input.shape
-            raise ValueError(f"the mask is {mw}x{mh} but the images are {w}x{h}")
         self._reset()
         self._channels = channels
+        mode, reason = self.align, "as configured"
+        if mode == "auto":
+            free, reason = needs_free_pose(list(images), self.work_side, self.max_rotation_deg)
+            mode = "shape" if free else "rigid"
+            self._align_chosen = mode
+        if mode != "shape" and self._mask_spec == "array" and self._mask_input is not None \
+                and self._mask_input.shape != (h, w):
+            mh, mw = self._mask_input.shape
+            raise ValueError(f"the mask is {mw}x{mh} but the images are {w}x{h}")
+        total = n * (self.align_passes + 1)
+        if mode == "shape":
+            work, matrices, valid, alignment = self._align_free(images, progress, cancel, total)
+        else:
+            work, matrices, alignment = self._align_rigid(images, mode, progress, cancel, total)
+            valid = None
+        alignment = {"mode": mode, "chosen": reason, **alignment}
+        done = n * self.align_passes
+        work_size = (work[0].shape[1], work[0].shape[0])
+
+        # 2. the flow target: the aligned mean at working resolution
+        flow_target = None
+        # not in the free-pose mode: ECC aligns the part to sub-pixel, and a smooth flow driven by the
+        # background that changes around a free part pulls at the part's outline (a broken tip
+        # screw: image ROC AUC 0.945 with the flow, 0.998 without, docs/benchmarks.md)
+        use_flow = self.local_alignment and mode != "shape"
+        if use_flow:
+            acc = np.zeros((work_size[1], work_size[0]), dtype=np.float64)
+            for wi, m in zip(work, matrices, strict=True):
+                acc += to_gray_u8(warp_to_reference(self._features(wi)[:, :, :channels], m))
+            flow_target = to_gray_u8(acc / n)
+
+        # 3. statistics of the aligned features at every level (frame pixels outside an image
+        # -- a part at the border -- do not count)
+        level_sizes = self._level_sizes(work_size)
+        robust = self.statistic == "median"
+        stacks: list[list[np.ndarray]] = [[] for _ in level_sizes]
+        sums: list[Any] = [None] * len(level_sizes)
+        sq_sums: list[Any] = [None] * len(level_sizes)
+        counts: list[Any] = [None] * len(level_sizes)
+        gray_acc = np.zeros((work_size[1], work_size[0]), dtype=np.float64)
+        flow_shift = []
+        for i, (wi, m) in enumerate(zip(work, matrices, strict=True)):
+            checkpoint(cancel)
+            x = self._to_reference(self._features(wi), m, flow_target)
+            if flow_target is not None:
+                x, flow = x
+                flow_shift.append(float(np.sqrt((flow ** 2).sum(axis=2)).max()))
+            gray_acc += x[:, :, :channels].mean(axis=2)
+            for k, size in enumerate(level_sizes):
+                xl = _resize(x, size)
+                wl = None if valid is None else \
+                    cv2.resize(valid[i].astype(np.float32), size, interpolation=cv2.INTER_AREA)[:, :, None] >= 0.999
+                if robust:
+                    stacks[k].append(xl if wl is None else np.where(wl, xl, np.nan))
+                else:
+                    xd = xl.astype(np.float64)
+                    if wl is not None:
+                        xd = xd * wl
+                        counts[k] = wl.astype(np.float64) if counts[k] is None else counts[k] + wl
+                    sums[k] = xd if sums[k] is None else sums[k] + xd
+                    sq_sums[k] = xd * xd if sq_sums[k] is None else sq_sums[k] + xd * xd
+            done += 1
+            report(progress, "learning", done, total)
+
+        means, stds = [], []
+        for k in range(len(level_sizes)):
+            if robust:
+                stack = np.stack(stacks[k])
+                if valid is None:
+                    mean = np.median(stack, axis=0)
+                    std = _MAD_TO_STD * np.median(np.abs(stack - mean), axis=0)
+                else:
+                    with np.errstate(all="ignore"), warnings.catch_warnings():
+                        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN: never seen
+                        mean = np.nan_to_num(np.nanmedian(stack, axis=0))
+                        std = np.nan_to_num(_MAD_TO_STD * np.nanmedian(np.abs(stack - mean), axis=0))
+                stacks[k] = []
+            else:
+                cnt = n if counts[k] is None else np.maximum(counts[k], 1.0)
+                mean = sums[k] / cnt
+                std = np.sqrt(np.maximum(sq_sums[k] / cnt - mean * mean, 0.0))
+            means.append(mean.astype(np.float32))
+            stds.append(std.astype(np.float32))
+        self._means, self._stds = means, stds
+        mean_gray = (gray_acc / n).astype(np.float32)
+        if mode == "shape":
+            assert self._free is not None
+            self._reference = self._free.reference
+        else:
+            align_size = self._size_for(min(self.align_side, max(work_size)), (work_size[1], work_size[0]))
+            self._reference = resize_gray(mean_gray, align_size)
+        self._reference_u8 = to_gray_u8(mean_gray) if use_flow else None
+        self._mask = self._build_mask((h, w), work_size)
+        self._prepare()
+        self._image_shape = shape  # taught: only now is the model complete
+
+        stats: dict[str, Any] = {
+            "n_images": n,
+            "image_shape": [h, w, channels],
+            "work_size": [work_size[1], work_size[0]],
+            "levels": len(level_sizes),
+            "alignment": alignment,
+            "fit_seconds": round(time.perf_counter() - t0, 3),
+        }
+        if flow_shift:
+            stats["alignment"]["max_local_shift_px"] = round(max(flow_shift), 2)
+        if self._mask is not None:
+            stats["mask_fraction"] = round(float(self._mask.mean()), 4)
+        return stats
+
+    def _align_rigid(self, images, mode, progress, cancel, total):
+        """Rigid poses against a reference that becomes the mean of the aligned images."""
+        n = len(images)
+        h, w = np.asarray(images[0]).shape[:2]
         work_size = self._work_size((h, w))
         align_size = self._size_for(min(self.align_side, max(work_size)), (work_size[1], work_size[0]))
         fx, fy = work_size[0] / align_size[0], work_size[1] / align_size[1]
-
-        total = n * (self.align_passes + 1)
-        done = 0
         work: list[np.ndarray] = []
         grays: list[np.ndarray] = []
         for im in images:
@@ -284,12 +423,11 @@ class VariationModel:
             wi = self._work_image(im)
             work.append(wi)
             grays.append(self._align_gray(self._features(wi), align_size))
-
-        # 1. rigid poses; the reference becomes the mean of the aligned images
         reference = grays[0]
         fits = []
+        done = 0
         for _ in range(self.align_passes):
-            aligner = RigidAligner(reference, self.align, self.max_rotation_deg)
+            aligner = RigidAligner(reference, mode, self.max_rotation_deg)
             fits = []
             acc = np.zeros_like(reference, dtype=np.float64)
             for g in grays:
@@ -300,82 +438,34 @@ class VariationModel:
                 done += 1
                 report(progress, "aligning", done, total)
             reference = (acc / n).astype(np.float32)
-        matrices = [scale_transform(f.matrix, fx, fy) for f in fits]
-
-        # 2. the flow target: the rigidly aligned mean at working resolution
-        flow_target = None
-        if self.local_alignment:
-            acc = np.zeros((work_size[1], work_size[0]), dtype=np.float64)
-            for wi, m in zip(work, matrices, strict=True):
-                acc += to_gray_u8(warp_to_reference(self._features(wi)[:, :, :channels], m))
-            flow_target = to_gray_u8(acc / n)
-
-        # 3. statistics of the aligned features at every level
-        level_sizes = self._level_sizes((h, w))
-        robust = self.statistic == "median"
-        stacks: list[list[np.ndarray]] = [[] for _ in level_sizes]
-        sums = [None] * len(level_sizes)
-        sq_sums = [None] * len(level_sizes)
-        gray_acc = np.zeros((work_size[1], work_size[0]), dtype=np.float64)
-        flow_shift = []
-        for wi, m in zip(work, matrices, strict=True):
-            checkpoint(cancel)
-            x = self._to_reference(self._features(wi), m, flow_target)
-            if flow_target is not None:
-                x, flow = x
-                flow_shift.append(float(np.sqrt((flow ** 2).sum(axis=2)).max()))
-            gray_acc += x[:, :, :channels].mean(axis=2)
-            for k, size in enumerate(level_sizes):
-                xl = _resize(x, size)
-                if robust:
-                    stacks[k].append(xl)
-                else:
-                    xd = xl.astype(np.float64)
-                    sums[k] = xd if sums[k] is None else sums[k] + xd
-                    sq_sums[k] = xd * xd if sq_sums[k] is None else sq_sums[k] + xd * xd
-            done += 1
-            report(progress, "learning", done, total)
-
-        means, stds = [], []
-        for k in range(len(level_sizes)):
-            if robust:
-                stack = np.stack(stacks[k])
-                mean = np.median(stack, axis=0)
-                std = _MAD_TO_STD * np.median(np.abs(stack - mean), axis=0)
-                stacks[k] = []
-            else:
-                mean = sums[k] / n
-                std = np.sqrt(np.maximum(sq_sums[k] / n - mean * mean, 0.0))
-            means.append(mean.astype(np.float32))
-            stds.append(std.astype(np.float32))
-        self._means, self._stds = means, stds
-        mean_gray = (gray_acc / n).astype(np.float32)
-        self._reference = resize_gray(mean_gray, align_size)
-        self._reference_u8 = to_gray_u8(mean_gray) if self.local_alignment else None
-        self._mask = self._build_mask((h, w), work_size)
-        self._prepare()
-        self._image_shape = shape  # taught: only now is the model complete
-
         correlations = np.array([f.correlation for f in fits])
-        stats: dict[str, Any] = {
-            "n_images": n,
-            "image_shape": [h, w, channels],
-            "work_size": [work_size[1], work_size[0]],
-            "levels": len(level_sizes),
-            "alignment": {
-                "mode": self.align,
-                "median_correlation": round(float(np.median(correlations)), 4),
-                "min_correlation": round(float(correlations.min()), 4),
-                "max_abs_angle_deg": round(float(max(abs(f.angle_deg) for f in fits)), 3),
-                "not_refined": int(sum(not f.refined for f in fits)),
-            },
-            "fit_seconds": round(time.perf_counter() - t0, 3),
+        stats = {
+            "median_correlation": round(float(np.median(correlations)), 4),
+            "min_correlation": round(float(correlations.min()), 4),
+            "max_abs_angle_deg": round(float(max(abs(f.angle_deg) for f in fits)), 3),
+            "not_refined": int(sum(not f.refined for f in fits)),
         }
-        if flow_shift:
-            stats["alignment"]["max_local_shift_px"] = round(max(flow_shift), 2)
-        if self._mask is not None:
-            stats["mask_fraction"] = round(float(self._mask.mean()), 4)
-        return stats
+        return work, [scale_transform(f.matrix, fx, fy) for f in fits], stats
+
+    def _align_free(self, images, progress, cancel, total):
+        """Free pose: every part cut out into the model frame (:mod:`.variation_shape`)."""
+        taught = teach_free_pose(list(images), self.work_side, self.align_passes, self.pose_method,
+                                 progress, cancel, 0, total)
+        self._free = taught.aligner
+        self._part_mask = taught.part_mask
+        ident = np.eye(2, 3, dtype=np.float32)
+        locs = taught.locations
+        correlations = np.array([loc.correlation for loc in locs])
+        stats = {
+            "pose_method": self.pose_method,
+            "frame_side": taught.aligner.framing.side,
+            "frame_scale": round(taught.aligner.framing.scale, 4),
+            "median_correlation": round(float(np.median(correlations)), 4),
+            "min_correlation": round(float(correlations.min()), 4),
+            "median_shape_score": round(float(np.median([loc.score for loc in locs])), 4),
+            "with_rival_poses": int(sum(loc.rivals > 0 for loc in locs)),
+        }
+        return taught.frames, [ident] * len(images), taught.valid, stats
 
     def _to_reference(self, features: np.ndarray, matrix: np.ndarray, flow_target: np.ndarray | None):
         """Features in the reference pose (and the flow used, if ``flow_target`` is given)."""
@@ -401,11 +491,17 @@ class VariationModel:
             divisor = np.maximum(self.std_factor * spread, self.abs_floor).astype(np.float32)
             self._derived.append((low, high, divisor))
         assert self._reference is not None
-        self._aligner = RigidAligner(self._reference, self.align, self.max_rotation_deg)
+        if self.alignment == "shape":
+            self._aligner = None  # the free-pose locator (self._free) does the alignment
+            self._weight = _band_weight(self._free.mask if self._free is not None else None, self._mask)
+        else:
+            self._aligner = RigidAligner(self._reference, self.alignment, self.max_rotation_deg)
 
     # --- masks --------------------------------------------------------------------------------
     def _build_mask(self, shape: tuple[int, int], work_size: tuple[int, int]) -> np.ndarray | None:
         spec = self._mask_spec
+        if self.alignment == "shape":
+            return self._free_pose_mask(shape, work_size)
         if spec is None:
             return None
         if spec == "auto":
@@ -428,14 +524,36 @@ class VariationModel:
             raise ValueError("the part mask covers no pixel of the image")
         return small
 
+    def _free_pose_mask(self, shape: tuple[int, int], work_size: tuple[int, int]) -> np.ndarray:
+        """Free pose: the background changes from image to image, so a part mask is always used --
+        the one found at teach-in (widened a little, so a defect on the outline stays inside), or the
+        user's polygons/array in the model frame's coordinates (those of :meth:`mean_image`)."""
+        spec = self._mask_spec
+        if spec in ("polygons", "array") and self._mask_input is not None:
+            full = np.zeros((work_size[1], work_size[0]), np.uint8)
+            if spec == "polygons":
+                polys = [np.round(np.asarray(p, dtype=np.float64)).astype(np.int32).reshape(-1, 1, 2)
+                         for p in self._mask_input]
+                cv2.fillPoly(full, polys, 1)
+            else:
+                full = cv2.resize(self._mask_input.astype(np.uint8), work_size, interpolation=cv2.INTER_NEAREST)
+            if full.any():
+                return full > 0
+        assert self._part_mask is not None
+        r = max(1, round(0.02 * max(work_size))) + self.tolerance_px
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+        return cv2.dilate(self._part_mask.astype(np.uint8), kernel) > 0
+
     # --- inspection ---------------------------------------------------------------------------
     def predict(self, images: Sequence[np.ndarray]) -> Prediction:
         """Anomaly maps (``(N, H, W)`` float32, the input resolution) and scores (map maxima)."""
         if not self.is_fitted:
             raise RuntimeError("the variation model is not taught yet: call fit() or load a recipe")
-        assert self._image_shape is not None and self._aligner is not None
+        assert self._image_shape is not None and (self._aligner is not None or self._free is not None)
         shape = self._check_images(images, "inspection")
-        if shape != self._image_shape:
+        # the free-pose mode finds the part in a frame of any size (at the taught scale)
+        same = shape[2] == self._image_shape[2] if self._free is not None else shape == self._image_shape
+        if not same:
             h, w, c = self._image_shape
             raise ValueError(f"images are {shape[1]}x{shape[0]} with {shape[2]} channel(s) but the model was "
                              f"taught on {w}x{h} with {c} channel(s)")
@@ -447,6 +565,8 @@ class VariationModel:
         return Prediction(anomaly_maps=maps, scores=scores)
 
     def _anomaly_map(self, image: np.ndarray) -> np.ndarray:
+        if self._free is not None:
+            return self._free_pose_map(image)
         assert self._aligner is not None and self._image_shape is not None
         h, w = self._image_shape[:2]
         features = self._features(self._work_image(image))
@@ -467,6 +587,27 @@ class VariationModel:
             amap = cv2.resize(amap, (w, h), interpolation=cv2.INTER_LINEAR)
         return np.maximum(amap, 0.0)
 
+    def _free_pose_map(self, image: np.ndarray) -> np.ndarray:
+        """Free pose: locate the part, cut it into the model frame, compare there, map back."""
+        assert self._free is not None
+        arr = np.asarray(image)
+        if arr.ndim == 3 and arr.shape[2] == 1:
+            arr = arr[:, :, 0]
+        framing = self._free.framing
+        loc = self._free.locate(arr)
+        inside = framing.valid(arr.shape[:2], loc.matrix)
+        frame = self._free.normalise(framing.crop(arr, loc.matrix), inside)
+        x = self._to_reference(self._features(frame), np.eye(2, 3, dtype=np.float32), self._reference_u8)
+        flow = None
+        if self._reference_u8 is not None:
+            x, flow = x
+        amap = self._deviation(x)
+        # no verdict on what lies outside the image; the band around the part counts less and less
+        amap = (amap * np.where(inside, self._weight, 0.0)).astype(np.float32)
+        if flow is not None:
+            amap = apply_flow(amap, flow, inverse=True)
+        return np.maximum(framing.back(amap, loc.matrix, arr.shape[:2]), 0.0)
+
     def _deviation(self, x: np.ndarray) -> np.ndarray:
         """The multi-level deviation map (working resolution, reference pose)."""
         h, w = x.shape[:2]
@@ -485,12 +626,14 @@ class VariationModel:
         return out
 
     def mean_image(self) -> np.ndarray:
-        """The learned mean part (reference pose) as a ``uint8`` image at the taught resolution:
-        what a user draws a part mask on."""
+        """The learned mean part (reference pose) as a ``uint8`` image at the taught resolution
+        (free pose: the model frame): what a user draws a part mask on."""
         if not self.is_fitted:
             raise RuntimeError("the variation model is not taught yet")
         assert self._image_shape is not None
         h, w, c = self._image_shape
+        if self._free is not None:
+            h = w = self._free.framing.side
         mean = np.clip(np.rint(self._means[0][:, :, :c]), 0, 255).astype(np.uint8)
         mean = cv2.resize(mean, (w, h), interpolation=cv2.INTER_LINEAR)
         return mean if c == 3 else mean.reshape(h, w)
@@ -501,6 +644,7 @@ class VariationModel:
             "work_side": self.work_side,
             "align": self.align,
             "max_rotation_deg": self.max_rotation_deg,
+            "pose_method": self.pose_method,
             "align_side": self.align_side,
             "align_passes": self.align_passes,
             "local_alignment": self.local_alignment,
@@ -516,6 +660,8 @@ class VariationModel:
             "texture_sigma": self.texture_sigma,
             "map_blur": self.map_blur,
         }
+        if self._align_chosen is not None:
+            config["align_chosen"] = self._align_chosen  # what "auto" chose at teach-in
         if self._mask_spec == "polygons":
             config["mask"] = [np.asarray(p, dtype=np.float64).tolist() for p in self._mask_input]
         else:
@@ -537,6 +683,8 @@ class VariationModel:
             state[f"level{k}.std"] = np.ascontiguousarray(std, dtype=np.float32)
         if self._mask is not None:
             state["mask"] = self._mask.astype(np.uint8)
+        if self._free is not None:
+            state.update(_free_pose_state(self._free))
         return state
 
     @classmethod
@@ -545,6 +693,10 @@ class VariationModel:
         the variation model runs on the CPU)."""
         config = dict(config)
         mask_config = config.pop("mask", None)
+        chosen = config.pop("align_chosen", None)
+        if chosen is not None and (config.get("align") != "auto" or chosen not in VARIATION_ALIGN_MODES
+                                   or chosen == "auto"):
+            raise ValueError(f"the recipe's variation model records an invalid alignment choice {chosen!r}")
         if mask_config == "array" and "mask" not in state:
             raise ValueError("the recipe's variation model names a stored mask array but holds none")
         try:  # "auto" and "array" masks come from the state, not from the images
@@ -553,6 +705,7 @@ class VariationModel:
             raise ValueError(f"the recipe's variation-model parameters are not understood ({exc})") from exc
         if mask_config in ("auto", "array"):
             model._mask_spec = mask_config
+        model._align_chosen = chosen
         missing = [k for k in ("image_shape", "reference", "level0.mean", "level0.std") if k not in state]
         if missing:
             raise ValueError(f"the recipe's variation-model state lacks {', '.join(missing)}")
@@ -562,7 +715,7 @@ class VariationModel:
         model._image_shape = shape  # type: ignore[assignment]
         model._channels = shape[2]
         model._reference = np.asarray(state["reference"], dtype=np.float32)
-        if model.local_alignment:
+        if model.local_alignment and model.alignment != "shape":
             if "flow_reference" not in state:
                 raise ValueError("the recipe's variation model uses local alignment but has no flow reference")
             model._reference_u8 = np.asarray(state["flow_reference"], dtype=np.uint8)
@@ -577,6 +730,8 @@ class VariationModel:
                 raise ValueError(f"the recipe's variation-model level {k} has inconsistent arrays")
             k += 1
         model._means, model._stds = means, stds
+        if model.alignment == "shape":
+            model._free = _free_pose_from_state(state, model.pose_method, model._reference)
         if "mask" in state:
             model._mask = np.asarray(state["mask"]).astype(bool)
             if model._mask.shape != means[0].shape[:2]:
@@ -586,6 +741,45 @@ class VariationModel:
 
 
 # --- helpers ----------------------------------------------------------------------------------
+def _band_weight(part: np.ndarray | None, mask: np.ndarray | None) -> np.ndarray | float:
+    """Free pose: weight 1 on the part, falling linearly to 0 across the band by which the inspected
+    mask is wider (a defect on the outline is seen; the changing background beside it hardly)."""
+    if mask is None:
+        return 1.0
+    if part is None or part.shape != mask.shape or not (part & mask).any():
+        return mask.astype(np.float32)
+    outside = cv2.distanceTransform((~part).astype(np.uint8), cv2.DIST_L2, 3)
+    band = max(1.0, float(outside[mask].max()))
+    return (np.clip(1.0 - outside / band, 0.0, 1.0) * mask).astype(np.float32)
+
+
+def _free_pose_state(free: FreeAligner) -> dict[str, np.ndarray]:
+    """The free-pose locator as plain arrays (its shape model is rebuilt from the template)."""
+    f = free.framing
+    return {
+        "pose.template": np.ascontiguousarray(free.model.template, dtype=np.float32),
+        "pose.region": free.model.region.astype(np.uint8),
+        "pose.origin": np.asarray(free.model.origin, dtype=np.float64),
+        "pose.framing": np.asarray([f.side, f.scale, f.factor], dtype=np.float64),
+        "pose.part_mask": np.asarray(free.mask, dtype=np.uint8),
+    }
+
+
+def _free_pose_from_state(state: dict[str, np.ndarray], method: str, reference: np.ndarray) -> FreeAligner:
+    keys = ("pose.template", "pose.region", "pose.origin", "pose.framing", "pose.part_mask")
+    missing = [k for k in keys if k not in state]
+    if missing:
+        raise ValueError(f"the recipe's variation model (free pose) lacks {', '.join(missing)}")
+    side, scale, factor = (float(v) for v in np.asarray(state["pose.framing"]).ravel()[:3])
+    part_mask = np.asarray(state["pose.part_mask"]).astype(bool)
+    if reference.shape != (round(side), round(side)) or part_mask.shape != reference.shape:
+        raise ValueError("the recipe's variation model (free pose) has a frame that does not match its reference")
+    origin = tuple(float(v) for v in np.asarray(state["pose.origin"]).ravel()[:2])
+    model = ShapeModel(np.asarray(state["pose.template"], np.float32),
+                       np.asarray(state["pose.region"]).astype(bool), origin)  # type: ignore[arg-type]
+    return FreeAligner(model, Framing(round(side), scale, factor), np.zeros(2), reference, part_mask, method)
+
+
 def _idx(ix: list[int]) -> str:
     return ", ".join(str(i) for i in ix[:5]) + (" ..." if len(ix) > 5 else "")
 
