@@ -16,10 +16,9 @@ import pytest
 
 from station.acquisition.synthetic import SyntheticPart
 from station.acquisition.synthetic_parts import SCREW_DEFECTS, SyntheticScrew
-from station.core.inspection import Inspector
 from station.core.metrics import pixel_curves, roc_auc
 from station.core.recipe import load_recipe, save_recipe
-from station.core.teach import teach
+from station.detectors.runtime import load_inspector, teach_detector
 from station.detectors.variation import VariationModel
 
 SIZE = 192
@@ -42,7 +41,7 @@ def test_set(screw):
 @pytest.fixture(scope="module")
 def taught_recipe(screw):
     """Taught as the station does (40 good screws; 6 more held out for the threshold)."""
-    return teach("screw", screw.good_images(40), screw.good_images(6, start=40), "variation",
+    return teach_detector("screw", screw.good_images(40), screw.good_images(6, start=40), "variation",
                  detector_params=SMALL, preprocessing={"color_mode": "gray"})  # align="auto"
 
 
@@ -90,7 +89,7 @@ def test_auto_keeps_fixtured_parts_rigid_and_the_choice_is_recorded(tmp_path, ta
 
 def test_recipe_round_trip_gives_identical_maps(tmp_path, taught_recipe, test_set):
     model = taught_recipe.detector
-    inspector = Inspector(load_recipe(save_recipe(taught_recipe.recipe, tmp_path / "screw")))
+    inspector = load_inspector(load_recipe(save_recipe(taught_recipe.recipe, tmp_path / "screw")))
     loaded = inspector.detector
     assert loaded.alignment == "shape" and loaded.get_config() == model.get_config()
     images = [s.image for s in test_set[12:20]]
