@@ -23,11 +23,10 @@ from pathlib import Path
 
 
 def rss_mb() -> float:
-    with open("/proc/self/status", encoding="ascii") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024.0
-    return float("nan")
+    from station.bench.measure import current_rss_bytes
+
+    rss = current_rss_bytes()
+    return float("nan") if rss is None else rss / 2**20
 
 
 def main() -> int:

@@ -55,11 +55,7 @@ class FrameGrabber:
 
     @property
     def source_state(self) -> str:
-        p = self._pipeline
-        if p is None:
-            return "closed"
-        state = getattr(p.source, "state", None)
-        return getattr(state, "value", str(state))
+        return self._pipeline.source_state if self._pipeline is not None else "closed"
 
     def take(self) -> list[Frame]:
         with self._lock:

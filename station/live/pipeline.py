@@ -198,6 +198,12 @@ class LivePipeline:
         return bool(self._threads) and not (self._acquisition_done.is_set() and self._finished.is_set())
 
     @property
+    def source_state(self) -> str:
+        """The source's state now (``acquiring``, ``lost``, ...)."""
+        state = getattr(self.source, "state", None)
+        return state.value if isinstance(state, SourceState) else str(state)
+
+    @property
     def error(self) -> BaseException | None:
         """What stopped the run, if it failed."""
         return self._error
@@ -272,8 +278,7 @@ class LivePipeline:
         s.recent_fps = self._rate.rate(now)
         s.latency_p50_ms, s.latency_p95_ms = self.latency.percentiles(50, 95)
         s.inspect_p50_ms, s.inspect_p95_ms = self.inspect_time.percentiles(50, 95)
-        state = getattr(self.source, "state", None)
-        s.source_state = state.value if isinstance(state, SourceState) else str(state)
+        s.source_state = self.source_state
         s.reconnects = int(getattr(self.source, "reconnects", 0))
         d = self.dispatcher
         if d is not None:

@@ -271,11 +271,7 @@ class LiveSession:
 
     @property
     def source_state(self) -> str:
-        p = self._pipeline
-        if p is None:
-            return "closed"
-        state = getattr(p.source, "state", None)
-        return getattr(state, "value", str(state))
+        return self._pipeline.source_state if self._pipeline is not None else "closed"
 
     @property
     def dropped(self) -> int:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from station.live.stats import PipelineStats, yield_percent
+from station.live.stats import Counts, PipelineStats
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ FIELDS = ("ok", "ng", "failed", "dropped")
 
 
 @dataclass(frozen=True)
-class ShiftSnapshot:
+class ShiftSnapshot(Counts):
     started: datetime
     ok: int
     ng: int
@@ -39,14 +39,6 @@ class ShiftSnapshot:
     def total(self) -> int:
         """Parts judged or failed: what the yield is a share of."""
         return self.ok + self.ng + self.failed
-
-    @property
-    def yield_percent(self) -> float | None:
-        return yield_percent(self.ok, self.ng, self.failed)
-
-    @property
-    def dropped_share(self) -> float:
-        return self.dropped / self.acquired if self.acquired else 0.0
 
 
 class ShiftCounters:

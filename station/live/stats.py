@@ -49,6 +49,26 @@ def yield_percent(ok: int, ng: int, failed: int = 0) -> float | None:
     return 100.0 * ok / total if total else None
 
 
+class Counts:
+    """The derived figures of anything with ``ok``, ``ng``, ``failed``, ``dropped`` and ``acquired``
+    counts (a run's :class:`PipelineStats`, a shift's snapshot): one formula each."""
+
+    ok: int
+    ng: int
+    failed: int
+    dropped: int
+    acquired: int
+
+    @property
+    def yield_percent(self) -> float | None:
+        return yield_percent(self.ok, self.ng, self.failed)
+
+    @property
+    def dropped_share(self) -> float:
+        """Dropped frames as a share of those acquired (0 before the first)."""
+        return self.dropped / self.acquired if self.acquired else 0.0
+
+
 class RateMeter:
     """Events per second over the last ``window`` seconds."""
 
@@ -81,7 +101,7 @@ class RateMeter:
 
 
 @dataclass
-class PipelineStats:
+class PipelineStats(Counts):
     """A snapshot of a live run (all counts since start)."""
 
     acquired: int = 0  # frames the source delivered
@@ -116,15 +136,6 @@ class PipelineStats:
 
     def accounted(self) -> bool:
         return self.in_flight == 0
-
-    @property
-    def yield_percent(self) -> float | None:
-        return yield_percent(self.ok, self.ng, self.failed)
-
-    @property
-    def dropped_share(self) -> float:
-        """Dropped frames as a share of those acquired (0 before the first)."""
-        return self.dropped / self.acquired if self.acquired else 0.0
 
     def to_dict(self) -> dict:
         return asdict(self)
