@@ -17,6 +17,8 @@ def test_builtin_detectors_declare_their_capabilities():
     assert not variation.uses_device and not variation.onnx and variation.runtime == ()
     assert patchcore.uses_device and patchcore.onnx and patchcore.int8
     assert ae.uses_device and ae.onnx and not ae.int8 and ae.color_mode == "gray"
+    padim = detector_info("padim")
+    assert padim.uses_device and padim.onnx and not padim.int8
 
 
 def test_a_declaration_must_be_consistent():

@@ -126,6 +126,8 @@ register(DetectorInfo(
     summary="Pretrained CNN features with one Gaussian per image position. One-pass teach (no coreset), "
             "fast on a CPU with a light backbone; needs ImageNet backbone weights.",
     geometry=GeometrySpec(fits=FITS, size_param="input_size"),
+    runtime=("device", "backend", "onnx_dir", "threads", "allow_download"),
+    onnx=True,
 ))
 register(DetectorInfo(
     kind="autoencoder",
