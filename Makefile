@@ -17,7 +17,9 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $@
 
+# the window's X11 libraries are checked first: what is missing is named in one line with its apt command
 run: setup
+	@$(BIN)/python -m station.gui.system_libs
 	$(BIN)/station
 
 test: setup

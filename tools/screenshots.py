@@ -83,13 +83,15 @@ def main() -> int:
     parser.add_argument("--bottle", type=Path, default=REPO.parent / "shared" / "data" / "mvtec_ad" / "bottle")
     parser.add_argument("--per-type", type=int, default=4, help="review: test images per defect type")
     parser.add_argument("--screens", default="1024x768,1920x1080",
-                        help="window sizes for the parameter page, the summary and the review report shots")
+                        help="window sizes for Inspect, the parameter page, the summary and the review report shots")
+    parser.add_argument("--kiosk", action="store_true",
+                        help="only Inspect, in the operator's full screen on a screen of --size (inspect_kiosk_<size>.png)")
     args = parser.parse_args()
     args.screen_sizes = [tuple(int(v) for v in s.split("x")) for s in args.screens.split(",") if s]
     sizes = [tuple(int(v) for v in args.size.split("x")), *args.screen_sizes]
     screen = f"{max(w for w, _ in sizes)}x{max(h for _, h in sizes)}"
 
-    xvfb = qt_display(args.platform, screen)
+    xvfb = qt_display(args.platform, args.size if args.kiosk else screen)
     home = Path(tempfile.mkdtemp(prefix="station-shots-"))
     try:
         return _shoot(args, home)
@@ -131,10 +133,13 @@ def _shoot(args, home: Path) -> int:
     ctx.settings.demo_detector = args.detector
     ctx.settings.source_uri = "synthetic://demo?fps=30&defect_rate=0.3"
     ctx.settings.recent_sources = [ctx.settings.source_uri, "synthetic://demo?fps=30&defect_rate=0"]
-    window = MainWindow(ctx)
+    window = MainWindow(ctx, kiosk=args.kiosk or None)
     w, h = (int(v) for v in args.size.split("x"))
     window.resize(w, h)
-    window.show()
+    if args.kiosk:
+        window.show_station()
+    else:
+        window.show()
     shots: dict[str, int] = {}
 
     def at_sizes(name: str, widget=None, prepare=None) -> None:
@@ -163,6 +168,14 @@ def _shoot(args, home: Path) -> int:
         return (panel.verdict.verdict == "NG" and latest is not None and latest.sequence == panel._shown_seq
                 and len(latest.result.regions) >= 1 and latest.result.regions[0].area_px > 80)
 
+    if args.kiosk:  # the whole screen, at its own size
+        wait(showing_ng, 60, "an NG part on screen")
+        panel.display_timer.stop()
+        pause(0.3)
+        shots[f"inspect_kiosk_{args.size}"] = save_png(window.grab().toImage(),
+                                                       args.out / f"inspect_kiosk_{args.size}.png", w)
+        window.quit_station()
+        return _summary(shots, args)
     wait(showing_ng, 60, "an NG part on screen")
     panel.display_timer.stop()  # hold the NG frame for the picture; the numbers keep counting
     pause(0.3)
@@ -269,9 +282,13 @@ def _shoot(args, home: Path) -> int:
     browser.close()
 
     window.close()
+    print(f"first verdict {window.first_verdict_s:.1f} s after launch (fresh home: demo taught first)")
+    return _summary(shots, args)
+
+
+def _summary(shots: dict[str, int], args) -> int:
     for name, size in shots.items():
         print(f"{args.out / (name + '.png')}: {size / 1024:.0f} KB")
-    print(f"first verdict {window.first_verdict_s:.1f} s after launch (fresh home: demo taught first)")
     return 0
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from station.app.audit import AuditLog
 from station.app.engineer import EngineerSession, PasswordStore
+from station.app.events import StationEvents
 from station.app.paths import AppPaths
 from station.app.settings import Settings, load_settings, save_settings
 from station.live.shift import ShiftCounters
@@ -26,6 +27,7 @@ class StationContext:
     settings_writable: bool = True
     problems: list[str] = field(default_factory=list)  # found while loading; shown by the window
     device: str = "auto"  # compute device preference for deep detectors
+    events: StationEvents = field(default_factory=StationEvents)
 
     @classmethod
     def load(cls, paths: AppPaths | None = None) -> StationContext:
@@ -55,3 +57,37 @@ class StationContext:
         except OSError as exc:
             log.warning("could not save the settings: %s", exc)
             self.problems.append(f"could not save the settings to {self.paths.settings}: {exc}")
+
+    # --- the station's choices: settings saved, audited, announced (the widgets only call these) ----
+    def select_source(self, uri: str) -> bool:
+        """Inspect from ``uri`` from now on; False if it is already the source (nothing done)."""
+        uri = uri.strip()
+        old = self.settings.source_uri
+        if not uri or uri == old:
+            return False
+        self.settings.remember_source(uri)
+        self.save_settings()
+        self.audit.record("source.selected", "inspection source", old, uri, role=self.role)
+        self.events.source_selected.emit(uri)
+        return True
+
+    def select_recipe(self, path: str, old: str | None, role: str | None = None, note: str = "") -> None:
+        """Inspect with the recipe at ``path`` from now on (``old``: the one it replaces)."""
+        self.audit.record("recipe.selected", "inspection recipe", old, path, role=role or self.role, note=note)
+        self.settings.recipe_path = path
+        self.save_settings()
+        self.events.recipe_selected.emit(path)
+
+    def recipe_saved(self, path: str | Path) -> None:
+        """A recipe version was saved (by the wizard, a re-tune, a review): every list shows it."""
+        self.events.recipes_changed.emit(str(path))
+
+    def set_kiosk(self, on: bool) -> None:
+        """Switch the operator's full-screen mode (remembered; leaving it is for engineers)."""
+        if bool(on) == self.settings.kiosk:
+            return
+        self.audit.record("window.kiosk", "operator full screen", self.settings.kiosk, bool(on), role=self.role)
+        self.settings.kiosk = bool(on)
+        self.save_settings()
+        self.events.kiosk_changed.emit(bool(on))
+

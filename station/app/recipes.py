@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from station.app.audit import AuditLog
-from station.core.recipe import Recipe, exports_of, save_recipe, versions
+from station.core.recipe import Recipe, exports_of, resolve_recipe_dir, save_recipe, version_number, versions
 from station.core.teach import validation_estimator
 
 _PART_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -34,6 +34,17 @@ def list_recipes(models_dir: str | Path) -> list[RecipeEntry]:
                        key=lambda p: p.name.lower()):
         out.extend(RecipeEntry(part.name, n, path) for n, path in reversed(versions(part)))
     return out
+
+
+def recipe_label(path: str | Path) -> str:
+    """"demo v3" for a recipe folder (a version, or a part: its newest version), without loading it."""
+    p = Path(path)
+    try:
+        p = resolve_recipe_dir(p)
+    except Exception:  # noqa: BLE001 - a label only; loading reports the real problem
+        return p.name
+    number = version_number(p)
+    return f"{p.parent.name} v{number}" if number is not None else p.name
 
 
 def check_part_name(name: str) -> str | None:

@@ -42,6 +42,7 @@ class Settings:
     demo_detector: str = "variation"  # the detector the demo part is taught with on first start
     stop_line_after_failures: int = 10  # stop inspecting after this many frames in a row fail; 0: never
     dropped_warning_percent: float = 5.0  # warn when more than this share of camera frames is not inspected
+    kiosk: bool = False  # the window fills the screen; only engineer mode leaves it or closes the station
 
     def remember_source(self, uri: str) -> None:
         self.source_uri = uri

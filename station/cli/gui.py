@@ -25,6 +25,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="do not start inspecting when the window opens")
     p.add_argument("--demo-detector", help="detector the demo part is taught with on first start (default: variation)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:n] for detectors that use torch")
+    p.add_argument("--kiosk", action="store_true", default=None,
+                   help="operator full screen for this run: only engineer mode leaves it or closes the station "
+                        "(an engineer can also switch it on for good in the window)")
     p.set_defaults(func=run)
 
 
@@ -35,4 +38,5 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: the window needs PySide6 and pyqtgraph ({exc}); the headless commands work without them")
         return 2
     return app.run(home=args.home, source=args.source, recipe=args.recipe, auto_start=args.auto_start,
-                   demo_detector=args.demo_detector, device=args.device, launched_at=_LAUNCHED)
+                   demo_detector=args.demo_detector, device=args.device, launched_at=_LAUNCHED,
+                   kiosk=args.kiosk)

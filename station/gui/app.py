@@ -14,7 +14,7 @@ log = logging.getLogger(__name__)
 
 def run(home: str | Path | None = None, source: str | None = None, recipe: str | None = None,
         auto_start: bool | None = None, demo_detector: str | None = None, device: str = "auto",
-        launched_at: float | None = None) -> int:
+        launched_at: float | None = None, kiosk: bool | None = None) -> int:
     """Open the station window and run until it is closed; returns the exit code."""
     launched_at = time.monotonic() if launched_at is None else launched_at
     if (sys.platform.startswith("linux") and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY")
@@ -23,6 +23,12 @@ def run(home: str | Path | None = None, source: str | None = None, recipe: str |
         print("error: no display to open the window on (neither DISPLAY nor WAYLAND_DISPLAY is set). Run it in a "
               "desktop session, over ssh -X, under xvfb-run, or with QT_QPA_PLATFORM=offscreen for a check "
               "without a screen; `station inspect` inspects without a window.", file=sys.stderr)
+        return 2
+    from station.gui.system_libs import window_problem
+
+    problem = window_problem()  # Qt would abort naming its plugin, not the missing library
+    if problem:
+        print(problem, file=sys.stderr)
         return 2
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
@@ -39,14 +45,15 @@ def run(home: str | Path | None = None, source: str | None = None, recipe: str |
     ctx.device = device
     if demo_detector:
         ctx.settings.demo_detector = demo_detector
-    window = MainWindow(ctx, source=source, recipe=recipe, auto_start=auto_start, launched_at=launched_at)
-    window.show()
+    window = MainWindow(ctx, source=source, recipe=recipe, auto_start=auto_start, launched_at=launched_at,
+                        kiosk=kiosk)
+    window.show_station()
 
     # Ctrl-C or a service manager's SIGTERM closes the window the normal way (workers stopped, logs
     # closed); the timer lets the Python interpreter run its signal handlers while Qt's loop runs.
     def close(*_args: object) -> None:
         log.info("signal received: closing")
-        window.close()
+        window.quit_station()
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         try:

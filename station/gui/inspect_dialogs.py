@@ -2,26 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
-from pathlib import Path
 
 from PySide6.QtWidgets import QCheckBox, QDialog, QHBoxLayout, QLabel, QMessageBox, QVBoxLayout, QWidget
 
-from station.core.recipe import resolve_recipe_dir
 from station.gui.image_view import ImageCanvas
 from station.live.session import NgRecord
-
-
-def recipe_label(path: str | Path) -> str:
-    """"demo v3" for a recipe folder, without loading it."""
-    p = Path(path)
-    try:
-        p = resolve_recipe_dir(p)
-    except Exception:  # noqa: BLE001 - a label only; loading reports the real problem
-        return p.name
-    m = re.match(r"^v(\d+)$", p.name)
-    return f"{p.parent.name} v{int(m.group(1))}" if m else p.name
 
 
 class NgDialog(QDialog):

@@ -38,12 +38,12 @@ from PySide6.QtWidgets import (
 
 from station.acquisition.camera_choice import recipe_camera_settings, with_camera_settings
 from station.app.context import StationContext
-from station.app.recipes import list_recipes
+from station.app.recipes import list_recipes, recipe_label
 from station.gui.history_dialog import HistoryDialog
 from station.gui.image_view import ImageCanvas
-from station.gui.inspect_dialogs import NgDialog, ask_recipe_mismatch, recipe_label
+from station.gui.inspect_dialogs import NgDialog, ask_recipe_mismatch
 from station.gui.shift_numbers import ShiftNumbers
-from station.gui.widgets import ProgressLine, ThumbnailStrip, VerdictLabel
+from station.gui.widgets import ProgressLine, ThumbnailStrip, VerdictLabel, on_event
 from station.live.checks import check_frame, recipe_needs
 from station.live.result import LiveResult
 from station.live.session import LiveSession, NgRecord, StopRule
@@ -57,6 +57,8 @@ BROWSE = "__browse__"
 
 ErrorReporter = Callable[[str, str, str], None]
 MismatchAnswer = str  # "keep" (the old recipe), "switch" (anyway), "source" (choose another source)
+CAMERA_VIEW_SIDE = 120  # the small live camera pane (px)
+NG_THUMB_SIDE = 80
 STALE_STYLE = "QLabel { background:#fff4e5; color:#8a4b00; padding:4px; }"
 STOP_STYLE = "QLabel { background:#fce8e6; color:#a50e0e; padding:4px; font-weight:bold; }"
 
@@ -102,10 +104,10 @@ class InspectPanel(QWidget):
         # --- top bar
         self.source = QComboBox()
         self.source.setEditable(True)
-        self.source.setMinimumWidth(280)
+        self.source.setMinimumWidth(200)  # with the rest of the bar: fits a 1024-pixel-wide panel
         self.source.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.recipe = QComboBox()
-        self.recipe.setMinimumWidth(160)
+        self.recipe.setMinimumWidth(130)
         self.start_button = QPushButton("▶ Start")
         self.stop_button = QPushButton("■ Stop")
         self.new_shift_button = QPushButton("New shift")
@@ -145,7 +147,9 @@ class InspectPanel(QWidget):
         # The live camera at its own rate, whatever the detector's speed: for setting up the part and
         # the light. The big view shows inspected frames with *their* results only.
         self.camera_view = ImageCanvas(show_heatmap=False)
-        self.camera_view.setFixedSize(150, 150)
+        self.camera_view.setFixedSize(CAMERA_VIEW_SIDE, CAMERA_VIEW_SIDE)
+        # beside the image: what the operator reads (the verdict and the shift); the throughput sits
+        # in the bottom row, so the whole screen fits 768 pixels of height (issue 13: any screen)
         side = QVBoxLayout()
         side.addWidget(self.verdict)
         side.addWidget(self.frame_info)
@@ -154,12 +158,12 @@ class InspectPanel(QWidget):
         side_widget = QWidget()
         side_widget.setLayout(side)
         side_widget.setMinimumWidth(230)
-        side_widget.setMaximumWidth(320)
+        side_widget.setMaximumWidth(420)
         centre = QHBoxLayout()
         centre.addWidget(self.canvas, 1)
         centre.addWidget(side_widget)
 
-        self.ng_strip = ThumbnailStrip(side=96, max_items=max(1, ctx.settings.ng_strip_size))
+        self.ng_strip = ThumbnailStrip(side=NG_THUMB_SIDE, max_items=max(1, ctx.settings.ng_strip_size))
         ng_box = QGroupBox("Last NG parts (click for full size)")
         nl = QVBoxLayout(ng_box)
         nl.setContentsMargins(4, 4, 4, 4)
@@ -170,6 +174,7 @@ class InspectPanel(QWidget):
         cl.addWidget(self.camera_view)
         bottom = QHBoxLayout()
         bottom.addWidget(camera_box)
+        bottom.addWidget(self.numbers.rates)
         bottom.addWidget(ng_box, 1)
 
         layout = QVBoxLayout(self)
@@ -198,6 +203,7 @@ class InspectPanel(QWidget):
         self.recipe.activated.connect(self._recipe_chosen)
         self.ng_strip.activated_key.connect(self.open_ng)
 
+        on_event(self, ctx.events.recipes_changed, self.fill_recipes)
         self.fill_sources()
         self.fill_recipes()
         self.set_locked(True)
@@ -237,13 +243,8 @@ class InspectPanel(QWidget):
             w.setToolTip(tip)
 
     def _source_chosen(self, uri: str) -> None:
-        uri = uri.strip()
-        if not uri or uri == self.ctx.settings.source_uri or self._locked:
+        if self._locked or not self.ctx.select_source(uri):
             return
-        old = self.ctx.settings.source_uri
-        self.ctx.settings.remember_source(uri)
-        self.ctx.save_settings()
-        self.ctx.audit.record("source.selected", "inspection source", old, uri, role=self.ctx.role)
         self.fill_sources()
         if self.running:
             self.restart()
@@ -280,11 +281,8 @@ class InspectPanel(QWidget):
                 self.source.lineEdit().selectAll()
                 return False
             check_at_start = False  # switched knowingly: the first-frame check would only stop it again
-        old = self.recipe_path
-        self.ctx.audit.record("recipe.selected", "inspection recipe", old, path, role=role or self.ctx.role,
-                              note="; ".join(filter(None, [note, *(f"despite: {p}" for p in problems)])))
-        self.ctx.settings.recipe_path = path
-        self.ctx.save_settings()
+        self.ctx.select_recipe(path, self.recipe_path, role=role,
+                               note="; ".join(filter(None, [note, *(f"despite: {p}" for p in problems)])))
         self.set_recipe(path)
         if self.running:
             self._check_next_start = check_at_start

@@ -1,5 +1,7 @@
 """The station's main window: assembly of the three modes, the status bar, engineer mode, the error
-bar, and the start-up on the embedded default (the demo part, taught on first start).
+bar, the start-up on the embedded default (the demo part, taught on first start), and the window's
+size: it fits any screen from 1024x768 up, and in the operator's full-screen (kiosk) mode only an
+engineer leaves full screen or closes the station.
 
 The window holds no algorithm and no model state of its own: the panels bind to the shared
 :class:`~station.app.context.StationContext` and run their work on workers.
@@ -12,7 +14,7 @@ import threading
 import time
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
     QHBoxLayout,
@@ -39,6 +41,17 @@ from station.gui.workers import Job
 log = logging.getLogger(__name__)
 
 CLOSE_BUDGET_S = 1.5  # everything stops within this; the process exits well inside 2 s
+PREFERRED_SIZE = (1280, 820)  # on screens that have room; smaller ones get the window maximized
+KIOSK_REFUSED = "operator full screen: only an engineer can leave it or close the station (Engineer mode… first)"
+
+
+def initial_size(available: QSize) -> tuple[QSize, bool]:
+    """The window's first size on a screen with ``available`` room, and whether to maximize it."""
+    w, h = PREFERRED_SIZE
+    if available.width() <= 0 or available.height() <= 0:
+        return QSize(w, h), False
+    fits = available.width() >= w and available.height() >= h
+    return QSize(min(w, available.width()), min(h, available.height())), not fits
 
 
 class LockedPage(QWidget):
@@ -70,7 +83,8 @@ class MainWindow(QMainWindow):
     booted = Signal()
 
     def __init__(self, ctx: StationContext, source: str | None = None, recipe: str | None = None,
-                 auto_start: bool | None = None, launched_at: float | None = None) -> None:
+                 auto_start: bool | None = None, launched_at: float | None = None,
+                 kiosk: bool | None = None) -> None:
         super().__init__()
         self.ctx = ctx
         self.launched_at = launched_at if launched_at is not None else time.monotonic()
@@ -82,7 +96,11 @@ class MainWindow(QMainWindow):
         if source:
             ctx.settings.remember_source(source)
         self.setWindowTitle("Inspection station")
-        self.resize(1280, 820)
+        screen = self.screen()
+        size, self._maximize = initial_size(screen.availableGeometry().size() if screen else QSize())
+        self.resize(size)
+        self.kiosk = ctx.settings.kiosk if kiosk is None else bool(kiosk)
+        self._may_close = False  # set by quit_station(): a signal or a service manager always closes
 
         self.errors = ErrorBar()
         self.results, self.archive = self._open_logs()
@@ -106,9 +124,16 @@ class MainWindow(QMainWindow):
         self.engineer_button.clicked.connect(self._engineer_clicked)
         self.password_button = QPushButton("Change password…")  # shown only while engineer mode is on
         self.password_button.clicked.connect(lambda: self.gate.request_password_change(self))
+        self.kiosk_button = QPushButton("Operator full screen")  # shown only while engineer mode is on
+        self.kiosk_button.setCheckable(True)
+        self.kiosk_button.setChecked(self.kiosk)
+        self.kiosk_button.setToolTip("Kiosk: the window fills the screen and only an engineer can leave it "
+                                     "or close the station (remembered)")
+        self.kiosk_button.toggled.connect(self._kiosk_toggled)
         corner = QWidget()
         corner_layout = QHBoxLayout(corner)
         corner_layout.setContentsMargins(0, 0, 0, 0)
+        corner_layout.addWidget(self.kiosk_button)
         corner_layout.addWidget(self.password_button)
         corner_layout.addWidget(self.engineer_button)
         self.tabs.setCornerWidget(corner, Qt.Corner.TopRightCorner)
@@ -137,8 +162,7 @@ class MainWindow(QMainWindow):
         self.inspect.status_changed.connect(self.refresh_status)
         self.inspect.first_verdict.connect(self._first_verdict)
         self.inspect.problem_resolved.connect(self.errors.resolve)  # the banner goes once the cause is fixed
-        self.teach.recipe_saved.connect(self._recipe_saved)
-        self.review.recipe_taught.connect(lambda _p: (self.inspect.fill_recipes(), self.teach.fill_recipes()))
+        self.teach.recipe_saved.connect(self._recipe_saved)  # the lists follow ctx.events.recipes_changed
         self._engineer_changed(ctx.engineer.unlocked)
         for problem in ctx.problems:
             self.report("settings", problem, "")
@@ -192,8 +216,7 @@ class MainWindow(QMainWindow):
             self.inspect.busy.end()
             self.inspect.busy.hide()
             self.inspect.set_recipe(str(folder))
-            self.teach.fill_recipes()
-            self.review.fill_recipes()
+            self.ctx.recipe_saved(folder)
             if self._auto_start:
                 self.inspect.start()
             self.booted.emit()
@@ -227,6 +250,7 @@ class MainWindow(QMainWindow):
     def _engineer_changed(self, unlocked: bool) -> None:
         self.engineer_button.setText("Engineer mode: on (lock)" if unlocked else "Operator  |  Engineer mode…")
         self.password_button.setVisible(unlocked)
+        self.kiosk_button.setVisible(unlocked)
         self.inspect.set_locked(not unlocked)
         self.teach_stack.setCurrentIndex(1 if unlocked else 0)
         self.review_stack.setCurrentIndex(1 if unlocked else 0)
@@ -235,9 +259,7 @@ class MainWindow(QMainWindow):
 
     # --- recipes ----------------------------------------------------------------------------------
     def _recipe_saved(self, path: str, use_now: bool) -> None:
-        self.inspect.fill_recipes()
-        self.review.fill_recipes()
-        self.teach.fill_recipes()
+        self.ctx.recipe_saved(path)
         if use_now:
             self.inspect.choose_recipe(path, note="saved in the teach-in wizard")
             self.tabs.setCurrentWidget(self.inspect)
@@ -282,7 +304,52 @@ class MainWindow(QMainWindow):
         log.info("station closed in %.2f s (%s)", self.close_seconds, "clean" if ok else "workers still running")
         return ok
 
+    # --- window size and the kiosk mode -----------------------------------------------------------
+    def show_station(self) -> None:
+        """Show the window as the station starts: full screen in kiosk mode, else sized to the screen."""
+        if self.kiosk:
+            self.enter_full_screen()
+        elif self._maximize:
+            self.showMaximized()
+        else:
+            self.show()
+
+    def _kiosk_toggled(self, on: bool) -> None:
+        if not self.ctx.engineer.unlocked:  # the button is hidden then; never let an operator through
+            self.kiosk_button.setChecked(self.kiosk)
+            return
+        self.kiosk = bool(on)
+        self.ctx.set_kiosk(self.kiosk)
+        if self.kiosk:
+            self.enter_full_screen()
+        else:
+            self.showNormal()
+
+    def enter_full_screen(self) -> None:
+        # the screen's whole geometry first: without a window manager (a line PC's bare X server)
+        # the full-screen request alone leaves the window at its old size
+        screen = self.screen()
+        if screen is not None:
+            self.setGeometry(screen.geometry())
+        self.showFullScreen()
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt's name
+        super().changeEvent(event)
+        # a window manager's shortcut may leave full screen; in kiosk mode only an engineer may
+        if (event.type() == QEvent.Type.WindowStateChange and self.kiosk and not self.isFullScreen()
+                and not self.ctx.engineer.unlocked and self.isVisible()):
+            QTimer.singleShot(0, self.enter_full_screen)
+
+    def quit_station(self) -> None:
+        """Close whatever the mode (Ctrl-C, SIGTERM from a service manager, the installer)."""
+        self._may_close = True
+        self.close()
+
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
+        if self.kiosk and not self._may_close and not self.ctx.engineer.unlocked:
+            event.ignore()
+            self.report("window", KIOSK_REFUSED, "")
+            return
         if self.close_seconds is None:
             self.shutdown()
         event.accept()

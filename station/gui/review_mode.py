@@ -42,7 +42,7 @@ from station.core.progress import Progress
 from station.detectors.base import available_detectors
 from station.gui.review_detail import DetailView
 from station.gui.review_metrics import MetricsView
-from station.gui.widgets import ProgressLine
+from station.gui.widgets import ProgressLine, on_event
 from station.gui.workers import Job
 
 log = logging.getLogger(__name__)
@@ -182,6 +182,7 @@ class ReviewPanel(QWidget):
         self.progress.cancel_requested.connect(self.cancel)
         self.recipe.currentIndexChanged.connect(lambda _i: self._recipe_mode())
         self.recipe.activated.connect(lambda _i: setattr(self, "_picked", True))
+        on_event(self, ctx.events.recipes_changed, self.fill_recipes)
         self.fill_recipes()
 
     # --- controls ---------------------------------------------------------------------------------
@@ -323,7 +324,7 @@ class ReviewPanel(QWidget):
             self.report("review", f"{path}: {msg}", "")
         if outcome.taught:
             self.recipe_taught.emit(str(outcome.taught))
-            self.fill_recipes()
+            self.ctx.recipe_saved(outcome.taught)  # every recipe list shows it
         self.scored.emit(outcome)
 
     def _show_outcome(self, outcome: ReviewOutcome) -> None:

@@ -16,6 +16,19 @@ WARN = "color:#8a4b00; font-weight:bold;"
 ERROR = "color:#a50e0e; font-weight:bold;"
 
 
+BIG_KEYS = ("ok", "ng", "yield")
+
+
+def reserve_width(label: QLabel, widest: str, big: bool = False) -> None:
+    """Keep room for the widest text a number shows (in the large font where it gets one), so a long
+    shift's counts are never clipped."""
+    font = label.font()
+    if big:  # the stylesheet's font only applies once shown
+        font.setPointSize(max(font.pointSize(), 13))
+        font.setBold(True)
+    label.setMinimumWidth(QFontMetrics(font).horizontalAdvance(widest) + 4)
+
+
 class ShiftNumbers(QWidget):
     """``labels``: one value label per figure, by key (ok, ng, failed, total, yield, since, camera,
     shown, inspected, latency, dropped); ``archive_info``: the archive's line."""
@@ -27,14 +40,14 @@ class ShiftNumbers(QWidget):
                                        ("total", "parts"), ("yield", "yield"), ("since", "since")])
         counts.setToolTip("Since \"New shift\" (kept over a restart). Parts = OK + NG + not inspected; "
                           "yield = OK of all parts, so a part that could not be inspected is not counted good.")
-        for key in ("ok", "ng", "yield"):
+        for key in BIG_KEYS:
             lab = self.labels[key]
             lab.setStyleSheet(BIG)
             font = lab.font()
             font.setPointSize(12)
             font.setBold(True)
             lab.setMinimumHeight(QFontMetrics(font).height())  # never squeezed to half a digit
-        rates = self._group("Throughput", [("camera", "camera view"), ("shown", "results shown"),
+        self.rates = self._group("Throughput", [("camera", "camera view"), ("shown", "results shown"),
                                            ("inspected", "inspected"), ("latency", "latency p50"),
                                            ("dropped", "dropped frames")])
         self.labels["latency"].setToolTip(
@@ -46,9 +59,11 @@ class ShiftNumbers(QWidget):
         self.archive_info = QLabel()
         self.archive_info.setWordWrap(True)
         self.archive_info.setStyleSheet("color:#555;")
+        # a wrapped label is otherwise squeezed below its text's height in the side column
+        self.archive_info.setMinimumHeight(2 * self.archive_info.fontMetrics().lineSpacing() + 2)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        for w in (counts, rates, self.archive_info):
+        for w in (counts, self.archive_info):  # ``rates`` is placed by the screen (the bottom row)
             layout.addWidget(w)
 
     def _group(self, title: str, rows: list[tuple[str, str]]) -> QGroupBox:
@@ -60,7 +75,8 @@ class ShiftNumbers(QWidget):
             grid.addWidget(name, i, 0)
             lab = QLabel("–")
             lab.setMinimumHeight(lab.fontMetrics().height())
-            lab.setAlignment(Qt.AlignmentFlag.AlignRight)
+            lab.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            reserve_width(lab, {"dropped": "99999 (100%)", "since": "23:59:59"}.get(key, "9999999"), key in BIG_KEYS)
             grid.addWidget(lab, i, 1)
             self.labels[key] = lab
         return box

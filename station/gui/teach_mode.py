@@ -26,6 +26,7 @@ from station.core.recipe import Recipe, load_recipe
 from station.core.teach import validation_estimator
 from station.gui.teach import TeachWizard
 from station.gui.threshold_panel import ThresholdPanel
+from station.gui.widgets import on_event
 
 log = logging.getLogger(__name__)
 ErrorReporter = Callable[[str, str, str], None]
@@ -81,6 +82,7 @@ class TeachPanel(QWidget):
         self.retune_pick.activated.connect(lambda _i: self._pick_changed())
         self.retune_panel.estimate_changed.connect(self._retune_estimate)
         self.retune_save.clicked.connect(self.save_retune)
+        on_event(self, ctx.events.recipes_changed, self.fill_recipes)
         self.fill_recipes()
 
     # --- wizard -----------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 import cv2
 import numpy as np
@@ -246,3 +247,11 @@ class EnterKey(QObject):
             self.action()
             return True
         return False
+
+
+def on_event(widget: QObject, event: Any, slot: Callable[..., Any]) -> None:
+    """Call ``slot`` whenever the app event ``event`` (psygnal) fires, for as long as ``widget``
+    lives: a deleted widget is disconnected, never called."""
+    event.connect(slot)
+    widget.destroyed.connect(lambda *_: event.disconnect(slot, missing_ok=True))
+
