@@ -177,6 +177,7 @@ def test_registry_parameters_and_per_backbone_feature_counts(custom_weights):
     assert detector_class("padim") is PaDiM and "padim" in [i.kind for i in available_detectors()]
     assert make(custom_weights, n_features=None).n_features == 100  # the paper's count for ResNet-18
     assert detector_module.default_features("wide_resnet50_2") == 550
+    assert detector_module.default_features("mobilenet_v2") == 64 and PaDiM().backbone == "mobilenet_v2"
     for bad in ({"n_features": 0}, {"epsilon": 0}, {"sigma": -1}, {"backbone": "vgg"}, {"backend": "tpu"}):
         with pytest.raises(ValueError):
             make(custom_weights, **bad)
