@@ -104,7 +104,7 @@ register(DetectorInfo(
     target="station.detectors.variation:VariationModel",
     title="Variation model",
     summary="Per-pixel mean and deviation after alignment. Fast, no GPU, no pretrained weights; "
-            "for rigid parts under stable lighting.",
+            "for rigid parts, fixtured or lying freely at any angle.",
     geometry=GeometrySpec(why_not="it learns per-pixel statistics of the whole part, so one tile "
                                   "position would never match another"),
 ))
