@@ -75,7 +75,8 @@ class _Level:
         mag = np.hypot(gx, gy)
         inside = region & (mag > 0)
         if not inside.any():
-            raise ValueError("the shape model found no edges on the part")
+            raise ValueError("the free-pose alignment found no part with edges in the training images; "
+                             "check the images or teach with -p align=rigid")
         strong = float(np.percentile(mag[inside], 95))
         picked = inside & (mag >= 0.25 * strong)
         ys, xs = np.nonzero(picked)
