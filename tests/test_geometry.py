@@ -141,3 +141,13 @@ def test_size_notice_offers_only_the_fits_the_detector_has():
     g = choose_geometry(variation, {}, [(500, 1240), (500, 1250)], {})
     text = size_notice([(500, 1240), (500, 1250)], g)
     assert "fit=pad" in text and "tiles" not in text
+
+
+def test_tiled_recipes_keep_the_peaks_of_their_validation_maps():
+    from station.core.teach import reduce_validation_map
+
+    m = np.zeros((2048, 1500), np.float32)
+    m[1000:1003, 700:703] = 5.0  # a 3x3 px peak on a big frame
+    kept = reduce_validation_map(m, 256, peaks=True)
+    assert max(kept.shape) <= 256 and kept.max() == 5.0
+    assert reduce_validation_map(m, 256).max() < 1.0  # averaging would dilute it below the threshold

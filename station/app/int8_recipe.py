@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from station.core.geometry import Geometry, to_working
 from station.core.inspection import preprocess
 from station.core.progress import CancelToken, ProgressCallback, checkpoint
 from station.core.recipe import VALIDATION_PREFIX, Recipe, RecipeError, save_recipe
@@ -64,7 +65,8 @@ def make_int8_version(recipe: Recipe, calibration: Sequence[np.ndarray], validat
     from station.detectors.patchcore.quantize import QuantizationError, map_agreement
 
     pre = recipe.preprocessing
-    cal = [preprocess(im, pre) for im in calibration]
+    geometry = Geometry.from_dict(pre.get("geometry"))  # calibrate and validate as the recipe inspects
+    cal = to_working([preprocess(im, pre) for im in calibration], geometry)
     val = [preprocess(im, pre) for im in validation]
     torch_detector = detector_from_recipe(recipe, device="cpu", backend="torch")
     work = Path(tempfile.mkdtemp(prefix=".int8-", dir=recipe.path.parent))
@@ -80,9 +82,11 @@ def make_int8_version(recipe: Recipe, calibration: Sequence[np.ndarray], validat
         runtime = {"device": "cpu", "backend": "onnxruntime", "onnx_dir": onnx_dir}
         i8 = build_detector(recipe.detector_kind, int8_config, recipe.detector_state(), **runtime)
         f32 = build_detector(recipe.detector_kind, recipe.detector_config, recipe.detector_state(), **runtime)
-        maps, scores = predict_maps(i8, val, progress=progress, cancel=cancel, stage="validating int8")
-        ref_maps, ref_scores = predict_maps(f32, val, progress=progress, cancel=cancel, stage="validating float32")
-        small = [reduce_validation_map(m, VALIDATION_MAP_SIDE) for m in maps]
+        maps, scores = predict_maps(i8, val, progress=progress, cancel=cancel, stage="validating int8",
+                                    geometry=geometry)
+        ref_maps, ref_scores = predict_maps(f32, val, progress=progress, cancel=cancel, stage="validating float32",
+                                            geometry=geometry)
+        small = [reduce_validation_map(m, VALIDATION_MAP_SIDE, peaks=geometry.fit == "tiles") for m in maps]
         estimate = ThresholdEstimator(small, image_shapes=[m.shape for m in maps]).estimate(recipe.min_defect_area_px)
         agreement = map_agreement(np.stack(ref_maps), np.stack(maps), np.asarray(ref_scores), np.asarray(scores))
         state = recipe.detector_state()

@@ -132,7 +132,7 @@ def teach(
     # The threshold is estimated on the validation maps reduced to VALIDATION_MAP_SIDE (areas scaled
     # back to original pixels): the same maps the recipe stores, so a later re-tune from the recipe
     # gives exactly the threshold teaching would have given, and the slider stays fast.
-    small = [reduce_validation_map(m, VALIDATION_MAP_SIDE) for m in maps]
+    small = [reduce_validation_map(m, VALIDATION_MAP_SIDE, peaks=geometry.fit == "tiles") for m in maps]
     estimator = ThresholdEstimator(small, image_shapes=[m.shape for m in maps])
     estimate = estimator.estimate(min_defect_area_px)
 
@@ -177,9 +177,17 @@ def _size_setting(detector: Detector, params: dict[str, Any], name: str | None) 
     return {} if value is None else {name: value}
 
 
-def reduce_validation_map(m: np.ndarray, side: int) -> np.ndarray:
+def reduce_validation_map(m: np.ndarray, side: int, peaks: bool = False) -> np.ndarray:
+    """``m`` with its longer side reduced to at most ``side``: by area averaging, or -- ``peaks``, for
+    tiled recipes, whose large frames are reduced by 8x and more -- by the maximum of each block, so
+    the threshold estimated on the stored map is never below what the full-resolution map needs."""
     if max(m.shape) <= side:
         return np.ascontiguousarray(m, dtype=np.float32)
+    if peaks:
+        k = -(-max(m.shape) // side)
+        h, w = -(-m.shape[0] // k) * k, -(-m.shape[1] // k) * k
+        padded = np.pad(m.astype(np.float32), ((0, h - m.shape[0]), (0, w - m.shape[1])), mode="edge")
+        return np.ascontiguousarray(padded.reshape(h // k, k, w // k, k).max(axis=(1, 3)))
     f = side / max(m.shape)
     size = (max(1, round(m.shape[1] * f)), max(1, round(m.shape[0] * f)))
     return cv2.resize(m.astype(np.float32), size, interpolation=cv2.INTER_AREA)
