@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
+    QComboBox,
     QDoubleSpinBox,
     QFormLayout,
     QGroupBox,
@@ -20,11 +21,13 @@ from PySide6.QtWidgets import (
 )
 
 from station.app.teach_session import detector_params
+from station.core.devices import cuda_available
 from station.detectors.base import available_detectors
 from station.gui.roi_editor import RoiEditor
 from station.gui.teach.common import SessionPage
 from station.gui.teach.param_editors import editor_value, make_editor
 from station.gui.workers import Job
+from station.weights.choice import backbone_note
 
 if TYPE_CHECKING:
     from station.gui.teach.wizard import TeachWizard
@@ -154,9 +157,25 @@ class DetectorPage(SessionPage):
             label, editor = make_editor(spec, self.session.params.get(spec.name, spec.default))
             self.editors[spec.name] = (editor, spec.kind)
             self.params_form.addRow(label, editor)
+            if spec.name == "backbone" and isinstance(editor, QComboBox):
+                self._add_backbone_note(editor)
         if not self.editors:
             self.params_form.addRow(QLabel("no parameters"))
         self.completeChanged.emit()
+
+    def _add_backbone_note(self, editor: QComboBox) -> None:
+        """What was measured for the chosen backbone, and which one suggests itself on this PC."""
+        note = QLabel()
+        note.setWordWrap(True)
+        note.setObjectName("backbone_note")
+        gpu = cuda_available()  # torch is already loaded: the detector's parameters came from it
+
+        def show(text: str) -> None:
+            note.setText(backbone_note(text.strip(), gpu))
+
+        editor.currentTextChanged.connect(show)
+        show(editor.currentText())
+        self.params_form.addRow(note)  # the whole width: it is a sentence, not a value
 
     def _validation_changed(self, value: float) -> None:
         self.session.validation_fraction = float(value)
