@@ -80,7 +80,7 @@ def export_network(net: torch.nn.Module, input_hw: tuple[int, int], directory: P
     if int8_calibration is None:
         return [path, mpath]
     convs = sum(1 for m in net.extractor.modules() if isinstance(m, torch.nn.Conv2d))
-    meta["int8"] = quantize_backbone(path, int8_path, int8_calibration, convs)
+    meta["int8"] = quantize_backbone(path, int8_path, int8_calibration, convs, net.extractor.taps.family)
     _write_manifest(directory, meta)  # the int8 model is used only once the manifest lists it
     return [path, int8_path, mpath]
 
