@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from datetime import datetime
 
@@ -38,7 +39,9 @@ from PySide6.QtWidgets import (
 
 from station.acquisition.camera_choice import recipe_camera_settings, with_camera_settings
 from station.app.context import StationContext
+from station.app.golden import record_golden_run
 from station.app.recipes import list_recipes, recipe_label
+from station.core.golden import GoldenReport
 from station.gui.history_dialog import HistoryDialog
 from station.gui.image_view import ImageCanvas
 from station.gui.inspect_dialogs import NgDialog, ask_recipe_mismatch
@@ -96,6 +99,7 @@ class InspectPanel(QWidget):
         self._locked = True
         self.shown: LiveResult | None = None  # what the tile, image, overlay and frame line show now
         self._check_next_start = True
+        self._golden_reports: deque[GoldenReport] = deque()  # filled on the inspection thread
         self._reported: set[str] = set()  # where problems were reported since the last verdict
         self._last_report_at = 0.0
         # asked when a recipe does not fit the camera; replaced in tests
@@ -332,7 +336,8 @@ class InspectPanel(QWidget):
         self.session = LiveSession(uri, self.recipe_path, counters=self.ctx.counters, device=self.ctx.device,
                                    ng_keep=max(1, settings.ng_strip_size), results=self.results,
                                    archive=self.archive, listeners=list(self.listeners), stop_rule=rule,
-                                   check_first_frame=self._check_next_start)
+                                   check_first_frame=self._check_next_start,
+                                   on_golden=self._golden_reports.append)
         self._check_next_start = True
         self.clear_view()
         self._session_no += 1
@@ -397,6 +402,8 @@ class InspectPanel(QWidget):
 
     def new_shift(self) -> None:
         self.ctx.counters.new_shift()
+        if self.session is not None:
+            self.session.run_golden()  # the shift starts with the golden parts judged
         self.ng_strip.clear()
         self._ng_records.clear()
         if self.session is not None:  # NG parts of the old shift not shown yet stay out of the new one
@@ -409,6 +416,7 @@ class InspectPanel(QWidget):
         self.stop_button.setEnabled(running)
 
     def _drain_errors(self) -> None:
+        self._audit_golden()
         if self.session is None:
             return
         for err in self.session.drain_errors():
@@ -501,6 +509,11 @@ class InspectPanel(QWidget):
         self.history.activateWindow()
         return self.history
 
+    def _audit_golden(self) -> None:
+        """Each run of the golden parts into the audit log (written here, not on the inspection thread)."""
+        while self._golden_reports:
+            record_golden_run(self.ctx.audit, self._golden_reports.popleft(), reason="live inspection")
+
     def _show_health(self) -> None:
         """The line-status bar: shown while something is wrong, gone (and the banner told so) once
         the cause is fixed."""
@@ -514,6 +527,8 @@ class InspectPanel(QWidget):
             self.mark_stale(h.cause)
         elif h is not None and h.dropped_warning:
             text = h.dropped_warning
+        elif h is not None and h.golden_warning:
+            text = h.golden_warning
         if text:
             self.line_status.setText(text)
             self.line_status.setStyleSheet(style)

@@ -217,6 +217,14 @@ class LiveSession:
             self._pipeline.call_in_inspector(self._run_golden)
         return generation
 
+    def run_golden(self) -> bool:
+        """Run the golden parts again before the next frame (shift start, on demand); False when the
+        session is not running."""
+        if self._pipeline is None or not self.running:
+            return False
+        self._pipeline.call_in_inspector(self._run_golden)
+        return True
+
     # --- what the window polls --------------------------------------------------------------------
     def latest(self) -> LiveResult | None:
         """The newest inspected frame *with a verdict* (a failed frame leaves the last verdict, which
