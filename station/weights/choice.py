@@ -47,15 +47,15 @@ class BackboneRecord:
         return f"{self.title}: {quality}; {cpu}; {gpu}"
 
 
-# Measured 2026-12-01 (tools/bench_backbones.py, ONNX Runtime float32, the faster path here) on a shared
-# 2-core machine at load 2-7 (docs/benchmarks.md): upper bounds of what an idle line PC reaches.
+# Measured 2026-12-01 21:53 (tools/bench_backbones.py, ONNX Runtime float32, the faster path here) on the
+# 2-core development machine, nearly idle (load 0.4-2.1; docs/benchmarks.md, third run).
 RECORDS: dict[str, BackboneRecord] = {r.backbone: r for r in (
-    BackboneRecord("mobilenet_v2", "MobileNetV2", (1.000, 0.984), 37.2),
-    BackboneRecord("mobilenet_v3_large", "MobileNetV3-Large", None, 57.0),
+    BackboneRecord("mobilenet_v2", "MobileNetV2", (1.000, 0.984), 22.0),
+    BackboneRecord("mobilenet_v3_large", "MobileNetV3-Large", None, 20.1),
     BackboneRecord("efficientnet_b0", "EfficientNet-B0", None, None),
     BackboneRecord("resnet18", "ResNet-18", None, None),
     BackboneRecord("resnet50", "ResNet-50", None, None),
-    BackboneRecord("wide_resnet50_2", "WideResNet-50-2 (the paper's)", None, 159.2),
+    BackboneRecord("wide_resnet50_2", "WideResNet-50-2 (the paper's)", None, 177.8),
 )}
 
 FAST_ON_CPU = "mobilenet_v2"  # the fastest backbone whose real-weights quality was measured
