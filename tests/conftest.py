@@ -43,6 +43,21 @@ def ctx(tmp_path):
     return c
 
 
+@pytest.fixture(autouse=True)
+def _collect_garbage_between_tests():
+    """No cyclic collection during a test, one after it: the collector must never run inside a Qt call
+    (it can destroy a leaked widget while Qt holds its signal-slot mutex and deadlock the GUI thread;
+    station/gui/gc_guard.py explains it; the window itself collects from a GUI-thread timer)."""
+    import gc
+
+    enabled = gc.isenabled()
+    gc.disable()
+    yield
+    if enabled:
+        gc.enable()
+    gc.collect()
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)

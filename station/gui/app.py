@@ -40,6 +40,9 @@ def run(home: str | Path | None = None, source: str | None = None, recipe: str |
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("Inspection station")
     app.setOrganizationName("station")
+    from station.gui.gc_guard import GarbageCollector
+
+    collector = GarbageCollector(app)  # no collection inside a Qt call (see gc_guard)
     paths = AppPaths(Path(home).expanduser()) if home else AppPaths.default()
     ctx = StationContext.load(paths)
     ctx.device = device
@@ -65,4 +68,5 @@ def run(home: str | Path | None = None, source: str | None = None, recipe: str |
     ticker.start(200)
     code = app.exec()
     ticker.stop()
+    collector.stop()
     return int(code)
