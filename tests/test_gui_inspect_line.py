@@ -4,6 +4,8 @@ survive a restart, and the verdict tile, image and overlay always show the same 
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -80,10 +82,20 @@ def test_failing_frames_mark_the_shown_result_stale(qtbot, ctx, window, small_re
     assert panel.running
 
 
-def test_counts_are_honest_and_survive_a_restart(qtbot, ctx, window):
+def test_counts_are_honest_and_survive_a_restart(qtbot, ctx, window, monkeypatch):
     panel = window.inspect
     ctx.settings.dropped_warning_percent = 0.0  # any dropped frame warns
     panel.stop()
+    # inspection is made certainly slower than a fps=0 source, whatever the machine's load: frames drop
+    from station.live import session as live_session
+
+    inspect_batch = live_session._CheckedInspector.inspect_batch
+
+    def slow_inspect_batch(self, images):
+        time.sleep(0.04)
+        return inspect_batch(self, images)
+
+    monkeypatch.setattr(live_session._CheckedInspector, "inspect_batch", slow_inspect_batch)
     panel.source.setCurrentText("synthetic://demo?fps=0")  # faster than inspection: frames drop
     panel.start()
     qtbot.waitUntil(lambda: ctx.counters.snapshot().total >= 30 and ctx.counters.snapshot().dropped > 0,
