@@ -12,7 +12,7 @@ import torch
 from scipy import ndimage
 
 from station.core.progress import Cancelled, CancelToken
-from station.core.recipe import RecipeError, load_recipe, save_recipe
+from station.core.recipe import load_recipe, save_recipe
 from station.detectors.autoencoder import SSIMAutoencoder
 from station.detectors.autoencoder import training as training_module
 from station.detectors.autoencoder.augment import Augmentation, object_samples, texture_patches
@@ -20,7 +20,7 @@ from station.detectors.autoencoder.network import ConvAutoencoder
 from station.detectors.autoencoder.schedules import schedule_for
 from station.detectors.autoencoder.ssim import SSIMMap, window_1d
 from station.detectors.autoencoder.tiling import average_patch_maps, patch_grid, patch_starts
-from station.detectors.base import Detector, SupportsOnnx, create_detector, detector_info
+from station.detectors.base import Detector, DetectorError, SupportsOnnx, create_detector, detector_info
 from station.detectors.runtime import build_detector, load_inspector, plan_runtime, teach_detector
 
 TINY = dict(schedule="cpu", image_size=64, width=8, latent_dim=16, epochs=2, samples_per_epoch=16,
@@ -298,9 +298,9 @@ def test_state_round_trip_is_exact(fitted):
     np.testing.assert_array_equal(again.predict(images[:2]).anomaly_maps, det.predict(images[:2]).anomaly_maps)
     broken = dict(state)
     broken.pop("net.decoder.0.weight")
-    with pytest.raises(RecipeError, match="missing"):
+    with pytest.raises(DetectorError, match="missing"):
         SSIMAutoencoder.from_state(cfg, broken)
-    with pytest.raises(RecipeError, match="wrong shape"):
+    with pytest.raises(DetectorError, match="wrong shape"):
         SSIMAutoencoder.from_state({**cfg, "latent_dim": 17}, state)
 
 
@@ -349,7 +349,7 @@ def test_onnx_export_matches_torch_and_refuses_other_weights(fitted, tmp_path):
     np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-3 * float(np.abs(b).max()))
     assert ort_det.get_state().keys() == det.get_state().keys()
     other = {k: v + 0.01 for k, v in det.get_state().items()}
-    with pytest.raises(RecipeError, match="other weights"):
+    with pytest.raises(DetectorError, match="other weights"):
         SSIMAutoencoder.from_state(det.get_config(), other, backend="onnxruntime", onnx_dir=tmp_path / "onnx")
     with pytest.raises(FileNotFoundError):
         SSIMAutoencoder.from_state(det.get_config(), det.get_state(), backend="onnxruntime",

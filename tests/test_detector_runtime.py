@@ -80,11 +80,11 @@ class _Recorder:
 
     @classmethod
     def from_state(cls, config, state, **options):
-        from station.core.recipe import RecipeError
+        from station.detectors.base import DetectorError
 
         cls.seen.append(options)
         if options.get("backend") == "onnxruntime" and config.get("stale"):
-            raise RecipeError("the ONNX export was made from another recipe version")
+            raise DetectorError("the ONNX export was made from another recipe version")
         return cls()
 
 
@@ -95,7 +95,7 @@ def test_build_detector_falls_back_to_torch_only_for_auto(torch_kind, monkeypatc
     assert [o["backend"] for o in _Recorder.seen] == ["onnxruntime", "torch"]
     from station.core.recipe import RecipeError
 
-    with pytest.raises(RecipeError):  # asked for explicitly, a stale export is an error
+    with pytest.raises(RecipeError, match="another recipe version"):  # asked for, a stale export is the recipe's error
         runtime.build_detector("fake-deep", {"stale": True}, {}, device="cpu", backend="onnxruntime")
 
 

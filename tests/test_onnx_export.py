@@ -11,7 +11,7 @@ import torch
 
 from station.cli.main import main
 from station.core.recipe import RecipeError, load_recipe, save_recipe
-from station.detectors.base import SupportsOnnx, create_detector
+from station.detectors.base import DetectorError, SupportsOnnx, create_detector
 from station.detectors.patchcore import PatchCore
 from station.detectors.runtime import build_detector, detector_from_recipe, plan_runtime, recipe_runtime
 from station.weights import WeightsStore, random_state_dict
@@ -58,12 +58,12 @@ def test_onnx_runtime_matches_torch(fitted, tmp_path):
 
 
 def test_stale_or_missing_exports_are_refused(fitted, tmp_path):
-    with pytest.raises(RecipeError, match="station export"):
+    with pytest.raises(DetectorError, match="station export"):
         PatchCore.from_state(fitted.get_config(), fitted.get_state(), backend="onnxruntime", onnx_dir=tmp_path)
     fitted.export_onnx(tmp_path)
     state = fitted.get_state()
     state["memory_bank"] = state["memory_bank"] * 1.01  # as if the part had been taught again
-    with pytest.raises(RecipeError, match="another recipe version"):
+    with pytest.raises(DetectorError, match="another recipe version"):
         PatchCore.from_state(fitted.get_config(), state, backend="onnxruntime", onnx_dir=tmp_path)
 
 
@@ -147,7 +147,7 @@ def test_int8_model_quantizes_every_backbone_convolution(fitted, tmp_path):
     assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.9  # ... that sees the same things
     fitted.export_onnx(tmp_path)  # a plain export drops the int8 model, which no longer matches
     assert not (tmp_path / "patchcore_int8.onnx").exists()
-    with pytest.raises(RecipeError, match="no int8 model"):
+    with pytest.raises(DetectorError, match="no int8 model"):
         PatchCore.from_state(cfg, state, backend="onnxruntime", onnx_dir=tmp_path, onnx_precision="int8")
 
 

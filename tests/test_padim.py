@@ -15,8 +15,14 @@ from helpers_data import make_mvtec_category
 from station.bench import BenchConfig, run_case
 from station.cli.main import main
 from station.core.progress import Cancelled, CancelToken
-from station.core.recipe import Recipe, RecipeError, load_recipe, save_recipe
-from station.detectors.base import SupportsOnnx, available_detectors, create_detector, detector_class
+from station.core.recipe import Recipe, load_recipe, save_recipe
+from station.detectors.base import (
+    DetectorError,
+    SupportsOnnx,
+    available_detectors,
+    create_detector,
+    detector_class,
+)
 from station.detectors.padim import PaDiM
 from station.detectors.padim import detector as detector_module
 from station.detectors.padim.gaussian import GaussianAccumulator, inverse_spd, random_channels
@@ -237,11 +243,11 @@ def test_recipe_round_trip_and_checks(fitted, tmp_path):
     a, b = fitted.predict(images), again.predict(images)
     np.testing.assert_array_equal(a.anomaly_maps, b.anomaly_maps)
     state = fitted.get_state()
-    with pytest.raises(RecipeError, match="inverse_covariance"):
+    with pytest.raises(DetectorError, match="inverse_covariance"):
         PaDiM.from_state(fitted.get_config(), {k: v for k, v in state.items() if k != "inverse_covariance"})
-    with pytest.raises(RecipeError, match="malformed"):
+    with pytest.raises(DetectorError, match="malformed"):
         PaDiM.from_state(fitted.get_config(), {**state, "channels": state["channels"][:3]})
-    with pytest.raises(RecipeError, match="does not fit its backbone"):
+    with pytest.raises(DetectorError, match="does not fit its backbone"):
         PaDiM.from_state(fitted.get_config(), {**state, "channels": state["channels"] + 1000}, device="cpu")
     other = {**fitted.get_config(), "weights_info": {**fitted.weights_info, "sha256": "0" * 64}}
     with pytest.raises(WeightsError):
@@ -250,7 +256,7 @@ def test_recipe_round_trip_and_checks(fitted, tmp_path):
 
 def test_onnx_runtime_matches_torch_and_refuses_stale_exports(fitted, tmp_path):
     assert isinstance(fitted, SupportsOnnx)
-    with pytest.raises(RecipeError, match="station export"):
+    with pytest.raises(DetectorError, match="station export"):
         PaDiM.from_state(fitted.get_config(), fitted.get_state(), backend="onnxruntime", onnx_dir=tmp_path)
     files = fitted.export_onnx(tmp_path)
     assert {f.name for f in files} == {"padim.onnx", "padim.json"}
@@ -266,7 +272,7 @@ def test_onnx_runtime_matches_torch_and_refuses_stale_exports(fitted, tmp_path):
     assert auto.backend == "onnxruntime"  # a current export is the CPU path
     state = fitted.get_state()
     state["mean"] = state["mean"] + 0.5  # as if the part had been taught again
-    with pytest.raises(RecipeError, match="another recipe version"):
+    with pytest.raises(DetectorError, match="another recipe version"):
         PaDiM.from_state(fitted.get_config(), state, backend="onnxruntime", onnx_dir=tmp_path)
     assert PaDiM.from_state(fitted.get_config(), state, device="cpu", backend="auto",
                             onnx_dir=tmp_path).backend == "torch"

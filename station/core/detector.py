@@ -21,6 +21,13 @@ from station.core.images import ColorMode
 from station.core.progress import CancelToken, ProgressCallback
 
 
+class DetectorError(Exception):
+    """A detector cannot be rebuilt from the state it is given: a missing or malformed array, an
+    unknown parameter, an ONNX export of other weights. The message names what is wrong and what to
+    do, in one line; where a recipe is loaded (``station.detectors.runtime``) it becomes a
+    ``RecipeError`` with the same message, so a detector knows nothing of recipes."""
+
+
 @dataclass
 class Prediction:
     """``anomaly_maps``: ``(N, H, W)`` float32 at the input images' resolution (higher = more

@@ -2,6 +2,7 @@
 
 from station.detectors.base import (
     Detector,
+    DetectorError,
     DetectorInfo,
     Prediction,
     UnknownDetectorError,
@@ -13,6 +14,7 @@ from station.detectors.base import (
 
 __all__ = [
     "Detector",
+    "DetectorError",
     "DetectorInfo",
     "Prediction",
     "UnknownDetectorError",

@@ -13,12 +13,12 @@ import importlib
 from dataclasses import dataclass
 from typing import Any
 
-from station.core.detector import Detector, Prediction, SupportsOnnx
+from station.core.detector import Detector, DetectorError, Prediction, SupportsOnnx
 from station.core.geometry import FITS, GeometrySpec
 from station.core.images import ColorMode
 
-__all__ = ["Detector", "DetectorInfo", "Prediction", "SupportsOnnx", "available_detectors", "create_detector",
-           "detector_class", "detector_info", "register"]
+__all__ = ["Detector", "DetectorError", "DetectorInfo", "Prediction", "SupportsOnnx", "available_detectors",
+           "create_detector", "detector_class", "detector_info", "register"]
 
 
 RUNTIME_OPTIONS = ("device", "backend", "onnx_dir", "threads", "allow_download", "inference_batch")

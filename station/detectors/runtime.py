@@ -31,6 +31,7 @@ from station.core.teach import TeachError, TeachResult, teach
 from station.detectors.base import (
     RUNTIME_OPTIONS,
     Detector,
+    DetectorError,
     DetectorInfo,
     create_detector,
     detector_class,
@@ -118,16 +119,21 @@ def recipe_runtime(recipe: Recipe, device: str | None = "auto", backend: str | N
 
 
 def build_detector(kind: str, config: dict[str, Any], state: dict[str, np.ndarray], **options: Any) -> Detector:
-    """Rebuild a fitted detector; ``options`` as :func:`plan_runtime` gives them. ``backend="auto"``
-    tries the ONNX export and falls back to torch when the export does not belong to this state."""
+    """Rebuild a fitted detector of a recipe; ``options`` as :func:`plan_runtime` gives them.
+    ``backend="auto"`` tries the ONNX export and falls back to torch when the export does not belong
+    to this state. A state the detector refuses (its ``DetectorError``) is the recipe's fault here:
+    it is raised as a ``RecipeError`` with the detector's message."""
     cls = detector_class(kind)
-    if options.get("backend") != "auto":
-        return cls.from_state(config, state, **options)
     try:
-        return cls.from_state(config, state, **{**options, "backend": "onnxruntime"})
-    except (RecipeError, FileNotFoundError, ImportError) as exc:  # an export of other weights, none, no ORT
-        log.info("%s: not using the ONNX export (%s); running on torch", kind, exc)
-        return cls.from_state(config, state, **{**options, "backend": "torch"})
+        if options.get("backend") != "auto":
+            return cls.from_state(config, state, **options)
+        try:
+            return cls.from_state(config, state, **{**options, "backend": "onnxruntime"})
+        except (DetectorError, FileNotFoundError, ImportError) as exc:  # an export of other weights, none, no ORT
+            log.info("%s: not using the ONNX export (%s); running on torch", kind, exc)
+            return cls.from_state(config, state, **{**options, "backend": "torch"})
+    except DetectorError as exc:
+        raise RecipeError(str(exc)) from exc
 
 
 def detector_from_recipe(recipe: Recipe, **options: Any) -> Detector:

@@ -35,9 +35,10 @@ from typing import Any, ClassVar
 import cv2
 import numpy as np
 
+from station.core.detector import DetectorError
 from station.core.images import convert_color
 from station.core.progress import CancelToken, ProgressCallback, checkpoint, report
-from station.core.recipe import RecipeError, state_digest
+from station.core.recipe import state_digest
 from station.detectors.autoencoder.augment import Augmentation, object_samples, texture_patches
 from station.detectors.autoencoder.onnx_io import (
     CONFIG_KEY,
@@ -299,7 +300,7 @@ class SSIMAutoencoder:
         try:
             det = cls(**config, device=device, inference_batch=inference_batch)
         except (TypeError, ValueError) as exc:
-            raise RecipeError(f"the autoencoder's stored configuration is not valid ({exc})") from exc
+            raise DetectorError(f"the autoencoder's stored configuration is not valid ({exc})") from exc
         state = {k: np.asarray(v) for k, v in state.items()}
         det._check_state(state)
         if backend == "torch":
@@ -360,7 +361,7 @@ class SSIMAutoencoder:
         if missing or extra or wrong:
             parts = [f"{name}: {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}"
                      for name, keys in (("missing", missing), ("unexpected", extra), ("wrong shape", wrong)) if keys]
-            raise RecipeError("the autoencoder's weights do not fit its configuration (" + "; ".join(parts) + ")")
+            raise DetectorError("the autoencoder's weights do not fit its configuration (" + "; ".join(parts) + ")")
 
     def _check_images(self, images: Sequence[np.ndarray], what: str) -> tuple[int, int]:
         shapes = set()

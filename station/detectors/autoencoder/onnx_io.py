@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from station.core.recipe import RecipeError
+from station.core.detector import DetectorError
 
 log = logging.getLogger(__name__)
 
@@ -66,17 +66,17 @@ class OnnxMapRunner:
         try:
             self.session = ort.InferenceSession(str(path), providers=onnx_providers(device))
         except Exception as exc:  # ORT raises its own exception types for corrupt files
-            raise RecipeError(f"{path}: not a readable ONNX model ({exc})") from exc
+            raise DetectorError(f"{path}: not a readable ONNX model ({exc})") from exc
         meta = self.session.get_modelmeta().custom_metadata_map
         digest = meta.get(DIGEST_KEY)
         if digest != expected_digest:
-            raise RecipeError(
+            raise DetectorError(
                 f"{path}: this ONNX model was exported from other weights than the recipe's "
                 f"({'no digest' if digest is None else 'digest mismatch'}); export the recipe again")
         stored = json.loads(meta.get(CONFIG_KEY, "{}"))
         for key in ("input_size", "channels", "anomaly_map", "ssim_window", "ssim_kernel"):
             if stored.get(key) != expected_config.get(key):
-                raise RecipeError(f"{path}: exported with {key}={stored.get(key)!r} but the recipe has "
+                raise DetectorError(f"{path}: exported with {key}={stored.get(key)!r} but the recipe has "
                                   f"{expected_config.get(key)!r}; export the recipe again")
         self.providers = self.session.get_providers()
         log.info("autoencoder ONNX model %s on %s", path, self.providers)

@@ -21,7 +21,7 @@ import torch
 
 from station.core.devices import fall_back_to_cpu, is_out_of_memory, pick_device
 from station.core.progress import CancelToken, ProgressCallback, checkpoint, report
-from station.detectors.base import Prediction
+from station.detectors.base import DetectorError, Prediction
 from station.detectors.padim.gaussian import (
     PAPER_EPSILON,
     GaussianAccumulator,
@@ -288,30 +288,28 @@ class PaDiM:
         ------
         WeightsError
             If those weights are not present or differ.
-        RecipeError
+        DetectorError
             If the Gaussians are missing or malformed, or ``backend="onnxruntime"`` and the ONNX
             export is missing or was made from another recipe version.
         """
-        from station.core.recipe import RecipeError
-
         params = {k: v for k, v in config.items() if k != "weights_info"}
         info = config.get("weights_info")
         if not isinstance(info, dict):
-            raise RecipeError("the PaDiM recipe does not record its backbone weights; teach it again")
+            raise DetectorError("the PaDiM recipe does not record its backbone weights; teach it again")
         try:
             mean = np.asarray(state["mean"], dtype=np.float32)
             inverse = np.asarray(state["inverse_covariance"], dtype=np.float32)
             channels = np.asarray(state["channels"], dtype=np.int64)
         except KeyError as exc:
-            raise RecipeError(f"the PaDiM recipe holds no {exc.args[0]!r}; teach it again") from None
+            raise DetectorError(f"the PaDiM recipe holds no {exc.args[0]!r}; teach it again") from None
         if mean.ndim != 3 or inverse.shape != (*mean.shape, mean.shape[2]) or channels.shape != mean.shape[2:]:
-            raise RecipeError(f"the PaDiM recipe's Gaussians are malformed (means {mean.shape}, inverse "
+            raise DetectorError(f"the PaDiM recipe's Gaussians are malformed (means {mean.shape}, inverse "
                               f"covariances {inverse.shape}, channels {channels.shape}); teach it again")
         try:
             det = cls(**params, device=device, backend=backend, onnx_dir=onnx_dir, threads=threads,
                       allow_download=allow_download)
         except TypeError as exc:
-            raise RecipeError(f"the PaDiM recipe has unknown parameters ({exc}); update the station") from exc
+            raise DetectorError(f"the PaDiM recipe has unknown parameters ({exc}); update the station") from exc
         det.weights_info = dict(info)
         det._state = {"mean": mean, "inverse_covariance": inverse, "channels": channels}
         if backend == "auto":
@@ -319,12 +317,12 @@ class PaDiM:
             log.info("PaDiM backend: %s", backend)
             det.backend = backend
         if backend == "onnxruntime":
-            det._open_onnx(RecipeError)
+            det._open_onnx()
             return det
         try:
             det._net = det._build(load_recorded(info, allow_download=allow_download), channels)
         except ValueError as exc:  # channel indices that do not fit this backbone's taps
-            raise RecipeError(f"the PaDiM recipe does not fit its backbone ({exc}); teach it again") from exc
+            raise DetectorError(f"the PaDiM recipe does not fit its backbone ({exc}); teach it again") from exc
         dev = det.device.device
         det._net.set_gaussians(torch.from_numpy(mean).to(dev), torch.from_numpy(inverse).to(dev))
         return det
@@ -354,18 +352,18 @@ class PaDiM:
         manifest = read_manifest(self.onnx_dir) or {}
         return all(manifest.get(k) == v for k, v in self._manifest().items())
 
-    def _open_onnx(self, error: type[Exception]) -> None:
+    def _open_onnx(self) -> None:
         from station.detectors.padim.onnx_export import ONNX_FILE, read_manifest
         from station.detectors.patchcore.onnx_backend import OnnxRunner
 
         if self.onnx_dir is None:
-            raise error("backend 'onnxruntime' needs the folder of the ONNX export (onnx_dir)")
+            raise DetectorError("backend 'onnxruntime' needs the folder of the ONNX export (onnx_dir)")
         manifest = read_manifest(self.onnx_dir)
         if not (self.onnx_dir / ONNX_FILE).is_file() or manifest is None:
-            raise error(f"no PaDiM ONNX export in {self.onnx_dir}; create it with `station export <recipe>`")
+            raise DetectorError(f"no PaDiM ONNX export in {self.onnx_dir}; create it with `station export <recipe>`")
         stale = [k for k, v in self._manifest().items() if manifest.get(k) != v]
         if stale:
-            raise error(f"the ONNX export in {self.onnx_dir} was made from another recipe version "
+            raise DetectorError(f"the ONNX export in {self.onnx_dir} was made from another recipe version "
                         f"({', '.join(stale)} differ); run `station export <recipe>` again")
         self._onnx = OnnxRunner(self.onnx_dir / ONNX_FILE, self.device.device, self.threads)
 

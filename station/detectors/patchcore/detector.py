@@ -20,7 +20,7 @@ import torch
 
 from station.core.devices import fall_back_to_cpu, is_out_of_memory, pick_device
 from station.core.progress import CancelToken, ProgressCallback, checkpoint, report
-from station.detectors.base import Prediction
+from station.detectors.base import DetectorError, Prediction
 from station.detectors.patchcore.backbone import FeatureExtractor
 from station.detectors.patchcore.coreset import greedy_coreset, nearest_in_bank, sparse_random_projection
 from station.detectors.patchcore.embedding import LAYOUTS, PatchEmbedding
@@ -321,19 +321,17 @@ class PatchCore:
         ------
         WeightsError
             If those weights are not present or differ.
-        RecipeError
+        DetectorError
             If the memory bank is missing, or ``backend="onnxruntime"`` and the ONNX export is
             missing, was made from another recipe version, or holds no int8 model although
             the recipe (or ``onnx_precision``, a tooling override) asks for one.
         """
-        from station.core.recipe import RecipeError
-
         params = {k: v for k, v in config.items() if k not in ("weights_info",)}
         onnx_precision = onnx_precision or params.pop("onnx_precision", "float32")
         params.pop("onnx_precision", None)
         if onnx_precision == "int8":  # the threshold belongs to the int8 model's maps: only it may run
             if backend == "torch":
-                raise RecipeError("this recipe version inspects with its int8 ONNX model (station export --int8); "
+                raise DetectorError("this recipe version inspects with its int8 ONNX model (station export --int8); "
                                   "the torch backend would give other maps -- use backend 'onnxruntime' or "
                                   "the float32 version it was made from")
             if device not in ("auto", "cpu"):
@@ -342,19 +340,19 @@ class PatchCore:
             device, backend = "cpu", "onnxruntime"
         info = config.get("weights_info")
         if not isinstance(info, dict):
-            raise RecipeError("the PatchCore recipe does not record its backbone weights; teach it again")
+            raise DetectorError("the PatchCore recipe does not record its backbone weights; teach it again")
         if "memory_bank" not in state or "bank_support" not in state:
-            raise RecipeError("the PatchCore recipe holds no memory bank; teach it again")
+            raise DetectorError("the PatchCore recipe holds no memory bank; teach it again")
         try:
             det = cls(**params, device=device, backend=backend, onnx_dir=onnx_dir, threads=threads,
                       allow_download=allow_download, onnx_precision=onnx_precision)
         except TypeError as exc:
-            raise RecipeError(f"the PatchCore recipe has unknown parameters ({exc}); update the station") from exc
+            raise DetectorError(f"the PatchCore recipe has unknown parameters ({exc}); update the station") from exc
         det.weights_info = dict(info)
         det._state = {"memory_bank": np.asarray(state["memory_bank"], dtype=np.float32),
                       "bank_support": np.asarray(state["bank_support"], dtype=np.int32)}
         if backend == "onnxruntime":
-            det._open_onnx(RecipeError)
+            det._open_onnx()
             return det
         det._net = det._build(load_recorded(info, allow_download=allow_download))
         dev = det.device.device
@@ -387,26 +385,26 @@ class PatchCore:
             prepared = [self.geometry.prepare(im) for im in int8_calibration]
         return export_network(net, self.geometry.network_size, Path(directory), self._manifest(), prepared)
 
-    def _open_onnx(self, error: type[Exception]) -> None:
+    def _open_onnx(self) -> None:
         from station.detectors.patchcore.onnx_backend import ONNX_FILE, OnnxRunner, read_manifest
 
         if self.onnx_dir is None:
-            raise error("backend 'onnxruntime' needs the folder of the ONNX export (onnx_dir)")
+            raise DetectorError("backend 'onnxruntime' needs the folder of the ONNX export (onnx_dir)")
         path = self.onnx_dir / ONNX_FILE
         manifest = read_manifest(self.onnx_dir)
         if not path.is_file() or manifest is None:
-            raise error(f"no ONNX export in {self.onnx_dir}; create it with `station export <recipe>`")
+            raise DetectorError(f"no ONNX export in {self.onnx_dir}; create it with `station export <recipe>`")
         expected = self._manifest()
         stale = [k for k, v in expected.items() if manifest.get(k) != v]
         if stale:
-            raise error(f"the ONNX export in {self.onnx_dir} was made from another recipe version "
+            raise DetectorError(f"the ONNX export in {self.onnx_dir} was made from another recipe version "
                         f"({', '.join(stale)} differ); run `station export <recipe>` again")
         int8 = manifest.get("int8") if isinstance(manifest.get("int8"), dict) else None
         int8_path = self.onnx_dir / str((int8 or {}).get("file", ""))
         has_int8 = int8 is not None and int8_path.is_file()
         use_int8 = self.onnx_precision == "int8"
         if use_int8 and not has_int8:
-            raise error(f"the ONNX export in {self.onnx_dir} holds no int8 model; make the int8 version "
+            raise DetectorError(f"the ONNX export in {self.onnx_dir} holds no int8 model; make the int8 version "
                         f"again from the float32 one with `station export --int8 <recipe>`")
         log.info("PatchCore ONNX model: %s", "int8 backbone" if use_int8 else "float32")
         self._onnx = OnnxRunner(int8_path if use_int8 else path, self.device.device, self.threads)
