@@ -27,6 +27,7 @@ from station.detectors.padim import PaDiM
 from station.detectors.padim import detector as detector_module
 from station.detectors.padim.gaussian import GaussianAccumulator, inverse_spd, random_channels
 from station.detectors.padim.network import ChannelSelection, Mahalanobis
+from station.detectors.runtime import build_detector
 from station.weights import WeightsError, WeightsStore, random_state_dict
 
 SIZE = 64  # network input: an 8x8 feature grid, fast on two cores
@@ -267,15 +268,17 @@ def test_onnx_runtime_matches_torch_and_refuses_stale_exports(fitted, tmp_path):
         rel = np.abs(a.anomaly_maps - b.anomaly_maps).max() / np.abs(a.anomaly_maps).max()
         assert b.anomaly_maps.shape == a.anomaly_maps.shape and rel < 1e-3
         np.testing.assert_allclose(b.scores, a.scores, rtol=1e-3)
-    auto = PaDiM.from_state(fitted.get_config(), fitted.get_state(), device="cpu", backend="auto",
-                            onnx_dir=tmp_path)
+    auto = build_detector("padim", fitted.get_config(), fitted.get_state(), device="cpu", backend="auto",
+                          onnx_dir=tmp_path)
     assert auto.backend == "onnxruntime"  # a current export is the CPU path
     state = fitted.get_state()
     state["mean"] = state["mean"] + 0.5  # as if the part had been taught again
     with pytest.raises(DetectorError, match="another recipe version"):
         PaDiM.from_state(fitted.get_config(), state, backend="onnxruntime", onnx_dir=tmp_path)
-    assert PaDiM.from_state(fitted.get_config(), state, device="cpu", backend="auto",
-                            onnx_dir=tmp_path).backend == "torch"
+    assert build_detector("padim", fitted.get_config(), state, device="cpu", backend="auto",
+                          onnx_dir=tmp_path).backend == "torch"
+    with pytest.raises(ValueError, match="unknown backend"):  # "auto" is the runtime's decision, not PaDiM's
+        PaDiM(backend="auto")
 
 
 # --- through the station's tools --------------------------------------------------------------------------

@@ -357,11 +357,11 @@ def test_gpu_out_of_memory_falls_back_to_the_cpu(fitted, monkeypatch, caplog):
     calls = {"n": 0}
     real = det._infer_torch
 
-    def flaky(net, batch):
+    def flaky(batch):
         calls["n"] += 1
         if calls["n"] == 1:
             raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        return real(net, batch)
+        return real(batch)
 
     monkeypatch.setattr(det, "_infer_torch", flaky)
     monkeypatch.setattr(torch.Tensor, "pin_memory", lambda self: self)

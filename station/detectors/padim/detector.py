@@ -19,9 +19,10 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from station.core.devices import fall_back_to_cpu, is_out_of_memory, pick_device
+from station.core.devices import pick_device
 from station.core.progress import CancelToken, ProgressCallback, checkpoint, report
-from station.detectors.base import DetectorError, Prediction
+from station.detectors.backbone_detector import BackboneDetector
+from station.detectors.base import DetectorError
 from station.detectors.padim.gaussian import (
     PAPER_EPSILON,
     GaussianAccumulator,
@@ -35,7 +36,7 @@ from station.weights import BACKBONES, TAPS, load_recorded, load_weights
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("torch", "onnxruntime", "auto")
+BACKENDS = ("torch", "onnxruntime")  # "auto" is decided for every detector in station.detectors.runtime
 # Channels kept of the stride-8 + stride-16 taps ("Rd" in the paper). The ResNets keep the paper's
 # counts (100 for ResNet-18, 550 for the 50-layer ones; its Table 1: a random 100 of 448 lost almost
 # nothing to all 448). The light backbones have few channels at those taps (MobileNetV2 32 + 96 = 128,
@@ -56,7 +57,7 @@ def default_features(backbone: str) -> int:
     return 100 if TAPS[backbone].family == "resnet" else LIGHT_FEATURES
 
 
-class PaDiM:
+class PaDiM(BackboneDetector):
     """PaDiM anomaly detector.
 
     Parameters
@@ -83,12 +84,13 @@ class PaDiM:
     batch_size
         Images per forward pass while fitting.
     device, backend, onnx_dir, threads, allow_download
-        Runtime options, not stored in the recipe (as PatchCore's): ``"torch"``, ``"onnxruntime"``
-        (needs ``onnx_dir`` from :meth:`export_onnx`) or ``"auto"`` (ONNX Runtime on the CPU when
-        ``onnx_dir`` holds a current export, else torch).
+        Runtime options, not stored in the recipe (as PatchCore's): ``"torch"`` or ``"onnxruntime"``
+        (needs ``onnx_dir`` from :meth:`export_onnx`; which one to use is decided in
+        ``station.detectors.runtime``).
     """
 
     kind: ClassVar[str] = "padim"
+    title: ClassVar[str] = "PaDiM"
 
     def __init__(
         self,
@@ -154,29 +156,10 @@ class PaDiM:
             self._net = self._build(state)
         return self._net
 
-    # --- fitting ----------------------------------------------------------------------------------------
-    def fit(
-        self,
-        images: Sequence[np.ndarray],
-        progress: ProgressCallback | None = None,
-        cancel: CancelToken | None = None,
-    ) -> dict[str, Any]:
-        """One pass over ``images``: per-position feature sums, then means and inverse covariances."""
-        if len(images) == 0:
-            raise ValueError("PaDiM needs at least one good image to fit")
-        if self.backend == "onnxruntime":
-            raise ValueError("fitting runs on the torch backend; export to ONNX afterwards")
-        self._network()
-        try:
-            return self._fit(images, progress, cancel)
-        except Exception as exc:
-            if not (self.device.is_cuda and is_out_of_memory(exc)):
-                raise
-            self._move_to_cpu("fitting")
-            return self._fit(images, progress, cancel)
-
+    # --- fitting (BackboneDetector.fit calls it) -------------------------------------------------------
     def _fit(self, images: Sequence[np.ndarray], progress: ProgressCallback | None,
              cancel: CancelToken | None) -> dict[str, Any]:
+        """One pass over ``images``: per-position feature sums, then means and inverse covariances."""
         net = self._network()
         dev = torch.device(self.device.device)
         t0 = time.perf_counter()
@@ -212,47 +195,8 @@ class PaDiM:
                 "covariance_seconds": round(time.perf_counter() - t0 - t_features, 3),
                 "device": self.device.device}
 
-    # --- inference --------------------------------------------------------------------------------------
-    def predict(self, images: Sequence[np.ndarray]) -> Prediction:
-        """Anomaly maps at each image's own resolution and image scores (the maps' maxima)."""
-        if len(images) == 0:
-            return Prediction(np.zeros((0, 0, 0), np.float32), np.zeros(0, np.float32))
-        shapes = [im.shape[:2] for im in images]
-        maps, scores = self.infer(self.geometry.prepare_batch(images))
-        out = [self.geometry.restore(m, s) for m, s in zip(maps, shapes, strict=True)]
-        if len({o.shape for o in out}) == 1:
-            return Prediction(np.stack(out), scores.astype(np.float32))
-        ragged = np.empty(len(out), dtype=object)  # images of several sizes: one map each, own size
-        ragged[:] = out
-        return Prediction(ragged, scores.astype(np.float32))
-
-    def infer(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Maps ``(B, h, w)`` at the network size and scores, for a prepared ``uint8`` batch ``(B, h, w, 3)``."""
-        if self._onnx is not None:
-            return self._onnx(batch)
-        net = self._network()
-        if net.gaussians is None:
-            raise RuntimeError("PaDiM is not fitted; call fit() or load a recipe first")
-        try:
-            return self._infer_torch(net, batch)
-        except Exception as exc:
-            if not (self.device.is_cuda and is_out_of_memory(exc)):
-                raise
-            self._move_to_cpu("inference")
-            return self._infer_torch(self._net, batch)
-
-    def _infer_torch(self, net: PaDiMNet, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        x = torch.from_numpy(batch)
-        if self.device.is_cuda:
-            x = x.pin_memory().to(self.device.device, non_blocking=True)
-        with torch.inference_mode():
-            maps, scores = net(x)
-        return maps.float().cpu().numpy(), scores.float().cpu().numpy()
-
-    def _move_to_cpu(self, what: str) -> None:
-        self.device = fall_back_to_cpu(f"PaDiM {what}")
-        if self._net is not None:
-            self._net = self._net.to("cpu")
+    def _is_fitted(self, net: PaDiMNet) -> bool:
+        return net.gaussians is not None
 
     # --- recipe state -----------------------------------------------------------------------------------
     def get_config(self) -> dict[str, Any]:
@@ -312,10 +256,6 @@ class PaDiM:
             raise DetectorError(f"the PaDiM recipe has unknown parameters ({exc}); update the station") from exc
         det.weights_info = dict(info)
         det._state = {"mean": mean, "inverse_covariance": inverse, "channels": channels}
-        if backend == "auto":
-            backend = "onnxruntime" if (not det.device.is_cuda and det._export_is_current()) else "torch"
-            log.info("PaDiM backend: %s", backend)
-            det.backend = backend
         if backend == "onnxruntime":
             det._open_onnx()
             return det
@@ -343,14 +283,6 @@ class PaDiM:
         if net.gaussians is None:
             raise RuntimeError("PaDiM is not fitted; nothing to export")
         return export_network(net, self.geometry.network_size, Path(directory), self._manifest())
-
-    def _export_is_current(self) -> bool:
-        from station.detectors.padim.onnx_export import ONNX_FILE, read_manifest
-
-        if self.onnx_dir is None or not (self.onnx_dir / ONNX_FILE).is_file():
-            return False
-        manifest = read_manifest(self.onnx_dir) or {}
-        return all(manifest.get(k) == v for k, v in self._manifest().items())
 
     def _open_onnx(self) -> None:
         from station.detectors.padim.onnx_export import ONNX_FILE, read_manifest

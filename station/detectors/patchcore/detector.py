@@ -18,9 +18,10 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from station.core.devices import fall_back_to_cpu, is_out_of_memory, pick_device
+from station.core.devices import pick_device
 from station.core.progress import CancelToken, ProgressCallback, checkpoint, report
-from station.detectors.base import DetectorError, Prediction
+from station.detectors.backbone_detector import BackboneDetector
+from station.detectors.base import DetectorError
 from station.detectors.patchcore.backbone import FeatureExtractor
 from station.detectors.patchcore.coreset import greedy_coreset, nearest_in_bank, sparse_random_projection
 from station.detectors.patchcore.embedding import LAYOUTS, PatchEmbedding
@@ -37,7 +38,7 @@ ONNX_PRECISIONS = ("float32", "int8")
 RAM_BUDGET_BYTES = 4 << 30
 
 
-class PatchCore:
+class PatchCore(BackboneDetector):
     """PatchCore anomaly detector.
 
     Parameters
@@ -94,6 +95,7 @@ class PatchCore:
     """
 
     kind: ClassVar[str] = "patchcore"
+    title: ClassVar[str] = "PatchCore"
 
     def __init__(
         self,
@@ -176,29 +178,10 @@ class PatchCore:
             self._net = self._build(state)
         return self._net
 
-    # --- fitting ----------------------------------------------------------------------------------------
-    def fit(
-        self,
-        images: Sequence[np.ndarray],
-        progress: ProgressCallback | None = None,
-        cancel: CancelToken | None = None,
-    ) -> dict[str, Any]:
-        """Extract patch features of all ``images``, choose the coreset, build the memory bank."""
-        if len(images) == 0:
-            raise ValueError("PatchCore needs at least one good image to fit")
-        if self.backend == "onnxruntime":
-            raise ValueError("fitting runs on the torch backend; export to ONNX afterwards")
-        self._network()
-        try:
-            return self._fit(images, progress, cancel)
-        except Exception as exc:
-            if not (self.device.is_cuda and is_out_of_memory(exc)):
-                raise
-            self._move_to_cpu("fitting")
-            return self._fit(images, progress, cancel)
-
+    # --- fitting (BackboneDetector.fit calls it) -------------------------------------------------------
     def _fit(self, images: Sequence[np.ndarray], progress: ProgressCallback | None,
              cancel: CancelToken | None) -> dict[str, Any]:
+        """Extract patch features of all ``images``, choose the coreset, build the memory bank."""
         net = self._network()
         dev = torch.device(self.device.device)
         t0 = time.perf_counter()
@@ -239,48 +222,8 @@ class PatchCore:
                 "feature_grid": [h, w], "features_seconds": round(t_features, 3),
                 "coreset_seconds": round(t_coreset, 3), "device": self.device.device}
 
-    # --- inference --------------------------------------------------------------------------------------
-    def predict(self, images: Sequence[np.ndarray]) -> Prediction:
-        """Anomaly maps at each image's own resolution and image scores."""
-        if len(images) == 0:
-            return Prediction(np.zeros((0, 0, 0), np.float32), np.zeros(0, np.float32))
-        shapes = [im.shape[:2] for im in images]
-        batch = self.geometry.prepare_batch(images)
-        maps, scores = self.infer(batch)
-        out = [self.geometry.restore(m, s) for m, s in zip(maps, shapes, strict=True)]
-        if len({o.shape for o in out}) == 1:
-            return Prediction(np.stack(out), scores.astype(np.float32))
-        ragged = np.empty(len(out), dtype=object)  # images of several sizes: one map each, own size
-        ragged[:] = out
-        return Prediction(ragged, scores.astype(np.float32))
-
-    def infer(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Maps ``(B, h, w)`` at the network size and scores, for a prepared ``uint8`` batch ``(B, h, w, 3)``."""
-        if self._onnx is not None:
-            return self._onnx(batch)
-        net = self._network()
-        if net.scorer is None:
-            raise RuntimeError("PatchCore is not fitted; call fit() or load a recipe first")
-        try:
-            return self._infer_torch(net, batch)
-        except Exception as exc:
-            if not (self.device.is_cuda and is_out_of_memory(exc)):
-                raise
-            self._move_to_cpu("inference")
-            return self._infer_torch(self._net, batch)
-
-    def _infer_torch(self, net: PatchCoreNet, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        x = torch.from_numpy(batch)
-        if self.device.is_cuda:
-            x = x.pin_memory().to(self.device.device, non_blocking=True)
-        with torch.inference_mode():
-            maps, scores = net(x)
-        return maps.float().cpu().numpy(), scores.float().cpu().numpy()
-
-    def _move_to_cpu(self, what: str) -> None:
-        self.device = fall_back_to_cpu(f"PatchCore {what}")
-        if self._net is not None:
-            self._net = self._net.to("cpu")
+    def _is_fitted(self, net: PatchCoreNet) -> bool:
+        return net.scorer is not None
 
     # --- recipe state -----------------------------------------------------------------------------------
     def get_config(self) -> dict[str, Any]:

@@ -1,0 +1,106 @@
+"""What PaDiM and PatchCore share once their network is built: the way an image batch runs through it
+-- ONNX Runtime where the export was opened, else torch -- and the CPU fallback when a CUDA device
+runs out of memory while fitting or inspecting.
+
+Which backend and device a detector gets is decided in :mod:`station.detectors.runtime`; this class
+only carries out that decision for detectors on a pretrained backbone. The two detectors differ in
+what they fit (a memory bank, Gaussians) and in their recipe state, not in how they infer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+
+import numpy as np
+import torch
+
+from station.core.detector import Prediction
+from station.core.devices import DeviceChoice, fall_back_to_cpu, is_out_of_memory
+from station.core.progress import CancelToken, ProgressCallback
+
+if TYPE_CHECKING:  # the package station.detectors.patchcore imports this module
+    from station.detectors.patchcore.geometry import InputGeometry
+
+T = TypeVar("T")
+
+
+class BackboneDetector:
+    """Base of the detectors whose inference is ``prepare -> network -> restore``. A subclass sets
+    ``title``, ``geometry``, ``device``, ``backend``, ``_net`` and ``_onnx`` (an ``OnnxRunner`` or
+    ``None``) and provides ``_network()``, ``_fit()`` and ``_is_fitted(net)``."""
+
+    title: ClassVar[str]  # in messages: "PaDiM", "PatchCore"
+    geometry: InputGeometry
+    device: DeviceChoice
+    backend: str
+    _net: Any
+    _onnx: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None
+
+    def _network(self) -> Any:
+        raise NotImplementedError
+
+    def _fit(self, images: Sequence[np.ndarray], progress: ProgressCallback | None,
+             cancel: CancelToken | None) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _is_fitted(self, net: Any) -> bool:
+        raise NotImplementedError
+
+    # --- fitting ----------------------------------------------------------------------------------------
+    def fit(
+        self,
+        images: Sequence[np.ndarray],
+        progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None,
+    ) -> dict[str, Any]:
+        """Learn from good ``images`` on the torch backend (what is learned: the subclass's ``_fit``)."""
+        if len(images) == 0:
+            raise ValueError(f"{self.title} needs at least one good image to fit")
+        if self.backend == "onnxruntime":
+            raise ValueError("fitting runs on the torch backend; export to ONNX afterwards")
+        self._network()
+        return self._on_device("fitting", lambda: self._fit(images, progress, cancel))
+
+    # --- inference --------------------------------------------------------------------------------------
+    def predict(self, images: Sequence[np.ndarray]) -> Prediction:
+        """Anomaly maps at each image's own resolution and image scores."""
+        if len(images) == 0:
+            return Prediction(np.zeros((0, 0, 0), np.float32), np.zeros(0, np.float32))
+        shapes = [im.shape[:2] for im in images]
+        maps, scores = self.infer(self.geometry.prepare_batch(images))
+        out = [self.geometry.restore(m, s) for m, s in zip(maps, shapes, strict=True)]
+        if len({o.shape for o in out}) == 1:
+            return Prediction(np.stack(out), scores.astype(np.float32))
+        ragged = np.empty(len(out), dtype=object)  # images of several sizes: one map each, own size
+        ragged[:] = out
+        return Prediction(ragged, scores.astype(np.float32))
+
+    def infer(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Maps ``(B, h, w)`` at the network size and scores, for a prepared ``uint8`` batch ``(B, h, w, 3)``."""
+        if self._onnx is not None:
+            return self._onnx(batch)
+        if not self._is_fitted(self._network()):
+            raise RuntimeError(f"{self.title} is not fitted; call fit() or load a recipe first")
+        return self._on_device("inference", lambda: self._infer_torch(batch))
+
+    def _infer_torch(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        x = torch.from_numpy(batch)
+        if self.device.is_cuda:
+            x = x.pin_memory().to(self.device.device, non_blocking=True)
+        with torch.inference_mode():
+            maps, scores = self._net(x)
+        return maps.float().cpu().numpy(), scores.float().cpu().numpy()
+
+    def _on_device(self, what: str, step: Callable[[], T]) -> T:
+        """``step()``; after a CUDA out-of-memory error the network moves to the CPU and ``step`` runs
+        again there (logged by ``fall_back_to_cpu``), so a teach or a line keeps going."""
+        try:
+            return step()
+        except Exception as exc:
+            if not (self.device.is_cuda and is_out_of_memory(exc)):
+                raise
+        self.device = fall_back_to_cpu(f"{self.title} {what}")
+        if self._net is not None:
+            self._net = self._net.to("cpu")
+        return step()
