@@ -198,14 +198,22 @@ def test_station_export_int8_saves_a_cpu_version_with_its_own_threshold(fitted, 
 def test_int8_asks_for_good_images_when_the_teaching_folder_is_gone(fitted, tmp_path, capsys):
     import shutil
 
+    from station.core.golden import add_golden_part, golden_parts
+
     data, part = _taught_part(fitted, tmp_path)
+    v1 = load_recipe(part)
+    add_golden_part(v1, "ok_ref", images(1, seed=7)[0], "OK")
+    save_recipe(v1, part)  # v2, with a golden part
     moved = shutil.move(str(data), str(tmp_path / "elsewhere"))
     capsys.readouterr()
     assert main(["export", str(part), "--int8"]) != 0
     assert "--calibration-data" in capsys.readouterr().err
-    assert [p.name for p in part.iterdir() if not p.name.startswith(".")] == ["v0001"]  # nothing half-made
+    assert sorted(p.name for p in part.iterdir() if not p.name.startswith(".")) == ["v0001", "v0002"]  # nothing half-made
     assert main(["export", str(part), "--int8", "--calibration-data", str(moved)]) == 0
-    assert load_recipe(part).detector_config["onnx_precision"] == "int8"
+    i8 = load_recipe(part)
+    assert i8.detector_config["onnx_precision"] == "int8"
+    assert [p.name for p in golden_parts(i8)] == ["ok_ref"]  # the int8 version carries the golden parts
+    np.testing.assert_array_equal(golden_parts(i8)[0].image, images(1, seed=7)[0])
 
 
 def test_a_graph_the_quantizer_cannot_handle_is_one_clear_error(fitted, tmp_path, capsys, monkeypatch):
@@ -221,3 +229,4 @@ def test_a_graph_the_quantizer_cannot_handle_is_one_clear_error(fitted, tmp_path
     assert main(["export", str(part), "--int8"]) != 0
     assert "no int8 model could be made" in capsys.readouterr().err
     assert [p.name for p in part.iterdir()] == ["v0001"]  # no version, no temporary folder left
+

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from station.core.geometry import Geometry, to_working
+from station.core.golden import golden_state
 from station.core.inspection import preprocess
 from station.core.progress import CancelToken, ProgressCallback, checkpoint
 from station.core.recipe import VALIDATION_PREFIX, Recipe, RecipeError, save_recipe
@@ -89,7 +90,7 @@ def make_int8_version(recipe: Recipe, calibration: Sequence[np.ndarray], validat
         small = [reduce_validation_map(m, VALIDATION_MAP_SIDE, peaks=geometry.fit == "tiles") for m in maps]
         estimate = ThresholdEstimator(small, image_shapes=[m.shape for m in maps]).estimate(recipe.min_defect_area_px)
         agreement = map_agreement(np.stack(ref_maps), np.stack(maps), np.asarray(ref_scores), np.asarray(scores))
-        state = recipe.detector_state()
+        state = {**recipe.detector_state(), **golden_state(recipe)}  # the golden parts go along (recipe.golden too)
         state.update({f"{VALIDATION_PREFIX}{i:04d}": m for i, m in enumerate(small)})
         manifest = _read_manifest(onnx_dir)
         new = dataclasses.replace(

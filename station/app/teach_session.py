@@ -9,6 +9,7 @@ the wizard at any point leaves nothing behind; ``save`` itself writes atomically
 from __future__ import annotations
 
 import inspect
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ from station.acquisition.camera_choice import with_camera_settings
 from station.app.audit import AuditLog
 from station.app.param_docs import ParamText, docstring_parameters, param_text
 from station.app.recipes import check_part_name, next_version
+from station.app.sample_pool import SamplePool
 from station.core.datasets import MVTecCategory, Problems, iter_images, open_dataset
 from station.core.progress import CancelToken, ProgressCallback, checkpoint, report
 from station.core.recipe import Recipe, save_recipe
@@ -28,6 +30,8 @@ from station.core.threshold import ThresholdEstimate
 from station.core.units import area_from_px, area_to_px
 from station.detectors.base import RUNTIME_OPTIONS, detector_class
 from station.detectors.runtime import teach_detector
+
+log = logging.getLogger(__name__)
 
 MIN_IMAGES = 4  # at least 3 to learn from and 1 held out; the wizard recommends far more
 RECOMMENDED_IMAGES = 20
@@ -102,6 +106,7 @@ class TeachSession:
     camera_settings: dict[str, Any] = field(default_factory=dict)  # URI options kept with the recipe
     images: list[np.ndarray] = field(default_factory=list, repr=False)  # good samples, raw
     origins: list[str] = field(default_factory=list)  # where each sample came from
+    groups: list[int] = field(default_factory=list)  # per sample: 0 teach-in samples, 1 marked false rejects
     problems: list[str] = field(default_factory=list)  # samples refused, with the reason
     sample_sources: dict[str, int] = field(default_factory=dict)  # "folder <path>" / "camera <uri>" -> samples
     detector_kind: str = "variation"
@@ -113,6 +118,8 @@ class TeachSession:
     result: TeachResult | None = field(default=None, repr=False)
     estimate: ThresholdEstimate | None = None
     saved_path: Path | None = None
+    keep_samples: bool = True  # save writes the samples into the part's good-sample pool (a re-teach, taught
+    # from the pool, leaves it as it is: station.app.reteach)
     # set through the ``roi`` property, which validates it against the samples' size
     _roi: Roi | None = field(default=None, init=False, repr=False)
     # what the current ``result`` was trained with (see :meth:`training_key`)
@@ -134,7 +141,7 @@ class TeachSession:
     def image_shape(self) -> tuple[int, ...] | None:
         return self.images[0].shape if self.images else None
 
-    def add_image(self, image: np.ndarray, origin: str, source: str | None = None) -> bool:
+    def add_image(self, image: np.ndarray, origin: str, source: str | None = None, group: int = 0) -> bool:
         """Add a good sample (``source``: where it came from as a whole, e.g. ``"folder /data/bottle"``,
         counted in ``sample_sources``); one of another size than the first is refused (noted in ``problems``).
         The first sample after :meth:`clear_images` sets the size again: a region of interest that
@@ -147,6 +154,7 @@ class TeachSession:
             return False
         self.images.append(np.ascontiguousarray(image))
         self.origins.append(origin)
+        self.groups.append(int(group))
         if source:
             self.sample_sources[source] = self.sample_sources.get(source, 0) + 1
         self.invalidate_training()
@@ -190,6 +198,7 @@ class TeachSession:
     def clear_images(self) -> None:
         self.images.clear()
         self.origins.clear()
+        self.groups.clear()
         self.problems.clear()
         self.sample_sources.clear()
         self.invalidate_training()
@@ -225,13 +234,23 @@ class TeachSession:
         return None
 
     def split(self) -> tuple[list[int], list[int]]:
-        """Indices of training and held-out validation samples (deterministic for ``seed``)."""
-        n = len(self.images)
-        n_val = min(n - 1, max(1, round(n * self.validation_fraction)))
-        order = np.random.default_rng(self.seed).permutation(n)
-        val = sorted(order[:n_val].tolist())
-        held = set(val)
-        return [i for i in range(n) if i not in held], val
+        """Indices of training and held-out validation samples (deterministic for ``seed``).
+
+        Each group of samples is split on its own: marked false rejects (group 1, a re-teach) are both
+        learned from and held out -- one held out when there are two or more -- so the re-derived
+        threshold sees the variation they bring, not only the detector.
+        """
+        groups = self.groups if len(self.groups) == len(self.images) else [0] * len(self.images)
+        held: set[int] = set()
+        for g in sorted(set(groups)):
+            members = [i for i, x in enumerate(groups) if x == g]
+            n = len(members)
+            n_val = (min(n - 1, max(1, round(n * self.validation_fraction))) if g == 0
+                     else min(n - 1, max(1 if n >= 2 else 0, round(n * self.validation_fraction))))
+            order = np.random.default_rng(self.seed + g).permutation(n)  # group 0: the wizard's split as always
+            held.update(members[k] for k in order[:n_val].tolist())
+        val = sorted(held)
+        return [i for i in range(len(self.images)) if i not in held], val
 
     # --- pages 3 and 4: detector and training -----------------------------------------------------
     def invalidate_training(self) -> None:
@@ -243,7 +262,7 @@ class TeachSession:
         """Everything the training depends on. The part's name, the source and the pixel size are not in
         it: fixing them after training keeps the trained detector."""
         return (self.detector_kind, repr(sorted(self.params.items())), self.validation_fraction, self.seed,
-                len(self.images), self._roi)
+                len(self.images), self._roi, tuple(self.groups))
 
     def drop_stale_training(self) -> bool:
         """Discard the training if what it depends on changed since; True if it was discarded."""
@@ -265,6 +284,7 @@ class TeachSession:
             preprocessing={"roi": list(self._roi) if self._roi else None},
             pixel_size_mm=self.pixel_size_mm,
             training_info={"source": self.samples_source(), "camera": self.source_uri, "validation_seed": self.seed,
+                           "validation_fraction": self.validation_fraction, "params": dict(self.params),
                            "origins": self.origins[:1000]},
             progress=progress, cancel=cancel)
         checkpoint(cancel)
@@ -321,6 +341,11 @@ class TeachSession:
         recipe = self.build_recipe()
         folder = save_recipe(recipe, self.models_dir / self.part_name)
         self.saved_path = folder
+        if self.keep_samples:
+            try:  # the recipe is saved; a pool that cannot be written only costs the re-teach its samples
+                SamplePool(self.models_dir / self.part_name).record_teach(self.images, self.origins)
+            except (OSError, ValueError) as exc:
+                log.warning("the good samples of %s were not kept for re-teaching: %s", recipe.label, exc)
         if audit is not None:
             audit.record("recipe.created", recipe.label, None, str(folder), role=role,
                          note=f"taught with {self.detector_kind} on {len(self.split()[0])} good samples",

@@ -120,6 +120,12 @@ def golden_parts(recipe: Recipe) -> list[GoldenPart]:
     return out
 
 
+def golden_state(recipe: Recipe) -> dict[str, np.ndarray]:
+    """The golden parts' images of ``recipe`` (its ``_golden/`` arrays): what a new version built from
+    other detector state (int8, re-taught) adds to its state to carry the golden parts along."""
+    return {k: v for k, v in recipe.state.items() if k.startswith(GOLDEN_PREFIX)}
+
+
 def has_golden(recipe: Recipe) -> bool:
     return bool(recipe.golden.get("parts"))
 

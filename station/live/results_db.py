@@ -221,8 +221,10 @@ def _time_window(since: float | None, until: float | None) -> tuple[list[str], l
 
 def query(path: str | Path, since: float | None = None, until: float | None = None,
           verdict: str | None = None, source: str | None = None, limit: int | None = None,
-          newest_first: bool = False) -> Iterator[dict[str, Any]]:
-    """Rows of a results database as dicts (``regions`` decoded), read-only and streamed."""
+          newest_first: bool = False, recipe: str | None = None,
+          archived: bool = False) -> Iterator[dict[str, Any]]:
+    """Rows of a results database as dicts (``regions`` decoded), read-only and streamed; ``recipe``:
+    only the rows of that part (any version), ``archived``: only rows with an archived image."""
     conn = _open_for_reading(path)
     where, args = _time_window(since, until)
     if verdict:
@@ -231,6 +233,11 @@ def query(path: str | Path, since: float | None = None, until: float | None = No
     if source:
         where.append("source = ?")
         args.append(source)
+    if recipe:
+        where.append("recipe = ?")
+        args.append(recipe)
+    if archived:
+        where.append("image_path IS NOT NULL")
     present = {r[1] for r in conn.execute("PRAGMA table_info(inspections)")}  # a schema-1 file lacks trigger_id
     sql = f"SELECT {', '.join(c if c in present else f'NULL AS {c}' for c in COLUMNS)} FROM inspections"
     if where:
