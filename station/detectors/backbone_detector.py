@@ -1,6 +1,7 @@
-"""What PaDiM and PatchCore share once their network is built: the way an image batch runs through it
--- ONNX Runtime where the export was opened, else torch -- and the CPU fallback when a CUDA device
-runs out of memory while fitting or inspecting.
+"""What PaDiM and PatchCore share: the way an image batch runs through their network -- ONNX Runtime
+where the export was opened, else torch -- the CPU fallback when a CUDA device runs out of memory
+while fitting or inspecting, and the parts of a recipe's state common to both (the backbone weights it
+records, its ONNX export's manifest).
 
 Which backend and device a detector gets is decided in :mod:`station.detectors.runtime`; this class
 only carries out that decision for detectors on a pretrained backbone. The two detectors differ in
@@ -10,12 +11,13 @@ what they fit (a memory bank, Gaussians) and in their recipe state, not in how t
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import numpy as np
 import torch
 
-from station.core.detector import Prediction
+from station.core.detector import DetectorError, Prediction
 from station.core.devices import DeviceChoice, fall_back_to_cpu, is_out_of_memory
 from station.core.progress import CancelToken, ProgressCallback
 
@@ -23,17 +25,22 @@ if TYPE_CHECKING:  # the package station.detectors.patchcore imports this module
     from station.detectors.patchcore.geometry import InputGeometry
 
 T = TypeVar("T")
+D = TypeVar("D", bound="BackboneDetector")
 
 
 class BackboneDetector:
     """Base of the detectors whose inference is ``prepare -> network -> restore``. A subclass sets
-    ``title``, ``geometry``, ``device``, ``backend``, ``_net`` and ``_onnx`` (an ``OnnxRunner`` or
-    ``None``) and provides ``_network()``, ``_fit()`` and ``_is_fitted(net)``."""
+    ``title``, ``geometry``, ``device``, ``backend``, ``onnx_dir``, ``weights_info``, ``_state``,
+    ``_net`` and ``_onnx`` (an ``OnnxRunner`` or ``None``) and provides ``_network()``, ``_fit()``,
+    ``_is_fitted(net)`` and ``_manifest()`` (what its ONNX export must match)."""
 
     title: ClassVar[str]  # in messages: "PaDiM", "PatchCore"
     geometry: InputGeometry
     device: DeviceChoice
     backend: str
+    onnx_dir: Path | None
+    weights_info: dict[str, Any] | None
+    _state: dict[str, np.ndarray]
     _net: Any
     _onnx: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None
 
@@ -45,6 +52,9 @@ class BackboneDetector:
         raise NotImplementedError
 
     def _is_fitted(self, net: Any) -> bool:
+        raise NotImplementedError
+
+    def _manifest(self) -> dict[str, Any]:
         raise NotImplementedError
 
     # --- fitting ----------------------------------------------------------------------------------------
@@ -104,3 +114,39 @@ class BackboneDetector:
         if self._net is not None:
             self._net = self._net.to("cpu")
         return step()
+
+    # --- recipe state -----------------------------------------------------------------------------------
+    def get_state(self) -> dict[str, np.ndarray]:
+        if not self._state:
+            raise RuntimeError(f"{self.title} is not fitted; nothing to save")
+        return dict(self._state)
+
+    @classmethod
+    def _from_config(cls: type[D], config: dict[str, Any], **runtime: Any) -> D:
+        """A detector of a recipe's stored ``config`` (its arrays not yet set), which must record the
+        backbone weights it was taught with (``weights_info``); ``runtime``: the machine options."""
+        info = config.get("weights_info")
+        if not isinstance(info, dict):
+            raise DetectorError(f"the {cls.title} recipe does not record its backbone weights; teach it again")
+        params = {k: v for k, v in config.items() if k != "weights_info"}
+        try:
+            det = cls(**params, **runtime)
+        except TypeError as exc:
+            raise DetectorError(f"the {cls.title} recipe has unknown parameters ({exc}); update the station") from exc
+        det.weights_info = dict(info)
+        return det
+
+    def _checked_manifest(self, onnx_file: str, read_manifest: Callable[[Path], dict[str, Any] | None]
+                          ) -> dict[str, Any]:
+        """The manifest of the ONNX export in ``onnx_dir``, refused unless it was made from this state."""
+        if self.onnx_dir is None:
+            raise DetectorError("backend 'onnxruntime' needs the folder of the ONNX export (onnx_dir)")
+        manifest = read_manifest(self.onnx_dir)
+        if not (self.onnx_dir / onnx_file).is_file() or manifest is None:
+            raise DetectorError(f"no {self.title} ONNX export in {self.onnx_dir}; "
+                                f"create it with `station export <recipe>`")
+        stale = [k for k, v in self._manifest().items() if manifest.get(k) != v]
+        if stale:
+            raise DetectorError(f"the ONNX export in {self.onnx_dir} was made from another recipe version "
+                                f"({', '.join(stale)} differ); run `station export <recipe>` again")
+        return manifest

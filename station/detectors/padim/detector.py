@@ -210,11 +210,6 @@ class PaDiM(BackboneDetector):
             "seed": self.seed, "batch_size": self.batch_size,
         }
 
-    def get_state(self) -> dict[str, np.ndarray]:
-        if not self._state:
-            raise RuntimeError("PaDiM is not fitted; nothing to save")
-        return dict(self._state)
-
     @classmethod
     def from_state(
         cls,
@@ -236,10 +231,6 @@ class PaDiM(BackboneDetector):
             If the Gaussians are missing or malformed, or ``backend="onnxruntime"`` and the ONNX
             export is missing or was made from another recipe version.
         """
-        params = {k: v for k, v in config.items() if k != "weights_info"}
-        info = config.get("weights_info")
-        if not isinstance(info, dict):
-            raise DetectorError("the PaDiM recipe does not record its backbone weights; teach it again")
         try:
             mean = np.asarray(state["mean"], dtype=np.float32)
             inverse = np.asarray(state["inverse_covariance"], dtype=np.float32)
@@ -248,19 +239,15 @@ class PaDiM(BackboneDetector):
             raise DetectorError(f"the PaDiM recipe holds no {exc.args[0]!r}; teach it again") from None
         if mean.ndim != 3 or inverse.shape != (*mean.shape, mean.shape[2]) or channels.shape != mean.shape[2:]:
             raise DetectorError(f"the PaDiM recipe's Gaussians are malformed (means {mean.shape}, inverse "
-                              f"covariances {inverse.shape}, channels {channels.shape}); teach it again")
-        try:
-            det = cls(**params, device=device, backend=backend, onnx_dir=onnx_dir, threads=threads,
-                      allow_download=allow_download)
-        except TypeError as exc:
-            raise DetectorError(f"the PaDiM recipe has unknown parameters ({exc}); update the station") from exc
-        det.weights_info = dict(info)
+                                f"covariances {inverse.shape}, channels {channels.shape}); teach it again")
+        det = cls._from_config(config, device=device, backend=backend, onnx_dir=onnx_dir, threads=threads,
+                               allow_download=allow_download)
         det._state = {"mean": mean, "inverse_covariance": inverse, "channels": channels}
         if backend == "onnxruntime":
             det._open_onnx()
             return det
         try:
-            det._net = det._build(load_recorded(info, allow_download=allow_download), channels)
+            det._net = det._build(load_recorded(det.weights_info, allow_download=allow_download), channels)
         except ValueError as exc:  # channel indices that do not fit this backbone's taps
             raise DetectorError(f"the PaDiM recipe does not fit its backbone ({exc}); teach it again") from exc
         dev = det.device.device
@@ -288,15 +275,7 @@ class PaDiM(BackboneDetector):
         from station.detectors.padim.onnx_export import ONNX_FILE, read_manifest
         from station.detectors.patchcore.onnx_backend import OnnxRunner
 
-        if self.onnx_dir is None:
-            raise DetectorError("backend 'onnxruntime' needs the folder of the ONNX export (onnx_dir)")
-        manifest = read_manifest(self.onnx_dir)
-        if not (self.onnx_dir / ONNX_FILE).is_file() or manifest is None:
-            raise DetectorError(f"no PaDiM ONNX export in {self.onnx_dir}; create it with `station export <recipe>`")
-        stale = [k for k, v in self._manifest().items() if manifest.get(k) != v]
-        if stale:
-            raise DetectorError(f"the ONNX export in {self.onnx_dir} was made from another recipe version "
-                        f"({', '.join(stale)} differ); run `station export <recipe>` again")
+        self._checked_manifest(ONNX_FILE, read_manifest)
         self._onnx = OnnxRunner(self.onnx_dir / ONNX_FILE, self.device.device, self.threads)
 
 

@@ -241,11 +241,6 @@ class PatchCore(BackboneDetector):
             "onnx_precision": self.onnx_precision,
         }
 
-    def get_state(self) -> dict[str, np.ndarray]:
-        if not self._state:
-            raise RuntimeError("PatchCore is not fitted; nothing to save")
-        return dict(self._state)
-
     @classmethod
     def from_state(
         cls,
@@ -269,35 +264,28 @@ class PatchCore(BackboneDetector):
             missing, was made from another recipe version, or holds no int8 model although
             the recipe (or ``onnx_precision``, a tooling override) asks for one.
         """
-        params = {k: v for k, v in config.items() if k not in ("weights_info",)}
-        onnx_precision = onnx_precision or params.pop("onnx_precision", "float32")
-        params.pop("onnx_precision", None)
+        config = dict(config)
+        onnx_precision = onnx_precision or config.pop("onnx_precision", "float32")
+        config.pop("onnx_precision", None)
         if onnx_precision == "int8":  # the threshold belongs to the int8 model's maps: only it may run
             if backend == "torch":
                 raise DetectorError("this recipe version inspects with its int8 ONNX model (station export --int8); "
-                                  "the torch backend would give other maps -- use backend 'onnxruntime' or "
-                                  "the float32 version it was made from")
+                                    "the torch backend would give other maps -- use backend 'onnxruntime' or "
+                                    "the float32 version it was made from")
             if device not in ("auto", "cpu"):
                 log.warning("int8 recipe version: inspecting on the CPU, not %s (the int8 model is a CPU model)",
                             device)
             device, backend = "cpu", "onnxruntime"
-        info = config.get("weights_info")
-        if not isinstance(info, dict):
-            raise DetectorError("the PatchCore recipe does not record its backbone weights; teach it again")
         if "memory_bank" not in state or "bank_support" not in state:
             raise DetectorError("the PatchCore recipe holds no memory bank; teach it again")
-        try:
-            det = cls(**params, device=device, backend=backend, onnx_dir=onnx_dir, threads=threads,
-                      allow_download=allow_download, onnx_precision=onnx_precision)
-        except TypeError as exc:
-            raise DetectorError(f"the PatchCore recipe has unknown parameters ({exc}); update the station") from exc
-        det.weights_info = dict(info)
+        det = cls._from_config(config, device=device, backend=backend, onnx_dir=onnx_dir, threads=threads,
+                               allow_download=allow_download, onnx_precision=onnx_precision)
         det._state = {"memory_bank": np.asarray(state["memory_bank"], dtype=np.float32),
                       "bank_support": np.asarray(state["bank_support"], dtype=np.int32)}
         if backend == "onnxruntime":
             det._open_onnx()
             return det
-        det._net = det._build(load_recorded(info, allow_download=allow_download))
+        det._net = det._build(load_recorded(det.weights_info, allow_download=allow_download))
         dev = det.device.device
         det._net.set_bank(torch.from_numpy(det._state["memory_bank"]).to(dev),
                           torch.from_numpy(det._state["bank_support"]).long().to(dev))
@@ -331,24 +319,15 @@ class PatchCore(BackboneDetector):
     def _open_onnx(self) -> None:
         from station.detectors.patchcore.onnx_backend import ONNX_FILE, OnnxRunner, read_manifest
 
-        if self.onnx_dir is None:
-            raise DetectorError("backend 'onnxruntime' needs the folder of the ONNX export (onnx_dir)")
+        manifest = self._checked_manifest(ONNX_FILE, read_manifest)
         path = self.onnx_dir / ONNX_FILE
-        manifest = read_manifest(self.onnx_dir)
-        if not path.is_file() or manifest is None:
-            raise DetectorError(f"no ONNX export in {self.onnx_dir}; create it with `station export <recipe>`")
-        expected = self._manifest()
-        stale = [k for k, v in expected.items() if manifest.get(k) != v]
-        if stale:
-            raise DetectorError(f"the ONNX export in {self.onnx_dir} was made from another recipe version "
-                        f"({', '.join(stale)} differ); run `station export <recipe>` again")
         int8 = manifest.get("int8") if isinstance(manifest.get("int8"), dict) else None
         int8_path = self.onnx_dir / str((int8 or {}).get("file", ""))
         has_int8 = int8 is not None and int8_path.is_file()
         use_int8 = self.onnx_precision == "int8"
         if use_int8 and not has_int8:
             raise DetectorError(f"the ONNX export in {self.onnx_dir} holds no int8 model; make the int8 version "
-                        f"again from the float32 one with `station export --int8 <recipe>`")
+                                f"again from the float32 one with `station export --int8 <recipe>`")
         log.info("PatchCore ONNX model: %s", "int8 backbone" if use_int8 else "float32")
         self._onnx = OnnxRunner(int8_path if use_int8 else path, self.device.device, self.threads)
         self.onnx_model = "int8" if use_int8 else "float32"
