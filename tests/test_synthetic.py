@@ -181,3 +181,17 @@ def test_export_mvtec_layout(tmp_path):
     for s in test:
         mask = load_ground_truth(s, (256, 256))
         assert mask is not None and mask.any() == s.is_anomalous
+
+
+def test_export_screws_mvtec_layout(tmp_path):
+    from station.acquisition.synthetic_parts import SCREW_DEFECTS, export_screws_mvtec
+    from station.core.datasets import MVTecCategory, load_ground_truth
+
+    root = export_screws_mvtec(tmp_path / "screws", size=96, n_train=2, n_test_good=1, n_per_defect=1)
+    cat = MVTecCategory(root)
+    assert len(cat.train_good()) == 2 and len(cat.problems) == 0
+    test = cat.test()
+    assert sorted({s.label for s in test}) == sorted(["good", *SCREW_DEFECTS])
+    for s in test:
+        mask = load_ground_truth(s, (96, 96))
+        assert mask is not None and mask.any() == s.is_anomalous

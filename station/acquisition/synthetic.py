@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -415,18 +416,24 @@ def export_mvtec(root: str | Path, seed: int = 0, size: int = 256, n_train: int 
     """Write the demo part as an MVTec AD style category (``train/good``, ``test/<type>``,
     ``ground_truth/<type>/NNN_mask.png``), so every data-set tool of the station can use it.
 
-    Train and test parts come from disjoint index ranges of the same lot. Returns ``root``.
+    Returns ``root``.
     """
+    return write_mvtec(root, SyntheticPart(seed=seed, size=size), DEFECT_TYPES, n_train, n_test_good, n_per_defect)
+
+
+def write_mvtec(root: str | Path, part: Any, defect_types: Sequence[str], n_train: int, n_test_good: int,
+                n_per_defect: int) -> Path:
+    """Write renders of ``part`` (a synthetic part with ``render(index, defect)``) as an MVTec AD style
+    category. Train and test parts come from disjoint index ranges of the same lot. Returns ``root``."""
     from station.core.images import save_image
 
     root = Path(root)
-    part = SyntheticPart(seed=seed, size=size)
     for i in range(n_train):
         save_image(root / "train" / GOOD / f"{i:03d}.png", part.render(i).image)
     base = 1_000_000  # test parts are never training parts
     for i in range(n_test_good):
         save_image(root / "test" / GOOD / f"{i:03d}.png", part.render(base + i).image)
-    for k, kind in enumerate(DEFECT_TYPES):
+    for k, kind in enumerate(defect_types):
         for i in range(n_per_defect):
             sample = part.render(base + (k + 1) * 10_000 + i, kind)
             save_image(root / "test" / kind / f"{i:03d}.png", sample.image)

@@ -27,7 +27,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from station.acquisition.synthetic import GOOD, CoverageCanvas, SyntheticSample
+from station.acquisition.synthetic import GOOD, CoverageCanvas, SyntheticSample, write_mvtec
 
 SCREW_DEFECTS = ("scratch", "spot", "missing_thread", "broken_tip")
 BACKGROUNDS = ("plain", "textured")
@@ -216,18 +216,5 @@ def export_screws_mvtec(root: str | Path, seed: int = 0, size: int = 256, backgr
                         n_train: int = 40, n_test_good: int = 20, n_per_defect: int = 8) -> Path:
     """Write screws as an MVTec AD style category (``train/good``, ``test/<type>``,
     ``ground_truth/<type>/NNN_mask.png``) for ``station train/eval``. Returns ``root``."""
-    from station.core.images import save_image
-
-    root = Path(root)
-    screw = SyntheticScrew(seed=seed, size=size, background=background)
-    for i in range(n_train):
-        save_image(root / "train" / GOOD / f"{i:03d}.png", screw.render(i).image)
-    base = 1_000_000  # test parts are never training parts
-    for i in range(n_test_good):
-        save_image(root / "test" / GOOD / f"{i:03d}.png", screw.render(base + i).image)
-    for k, kind in enumerate(SCREW_DEFECTS):
-        for i in range(n_per_defect):
-            sample = screw.render(base + (k + 1) * 10_000 + i, kind)
-            save_image(root / "test" / kind / f"{i:03d}.png", sample.image)
-            save_image(root / "ground_truth" / kind / f"{i:03d}_mask.png", sample.mask.astype(np.uint8) * 255)
-    return root
+    return write_mvtec(root, SyntheticScrew(seed=seed, size=size, background=background), SCREW_DEFECTS,
+                       n_train, n_test_good, n_per_defect)
