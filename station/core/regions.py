@@ -103,13 +103,18 @@ def find_regions(
     return regions
 
 
-def defect_mask(anomaly_map: np.ndarray, threshold: float, min_area_px: float = 0.0) -> np.ndarray:
-    """Boolean mask (map resolution) of the pixels in regions that count (area ``>= min_area_px``
-    in map pixels)."""
+def defect_mask(anomaly_map: np.ndarray, threshold: float, min_area_px: float = 0.0,
+                image_shape: tuple[int, int] | None = None) -> np.ndarray:
+    """Boolean mask (map resolution) of the pixels in regions that count (area ``>= min_area_px``,
+    in map pixels -- or, given the original image's ``image_shape``, in its pixels, as
+    :func:`find_regions` counts them)."""
     n, labels, stats, _ = label_defects(anomaly_map, threshold)
     if n <= 1:
         return np.zeros(anomaly_map.shape[:2], dtype=bool)
-    keep = stats[:, cv2.CC_STAT_AREA] >= min_area_px
+    scale = 1.0
+    if image_shape is not None:
+        scale = (image_shape[0] * image_shape[1]) / (anomaly_map.shape[0] * anomaly_map.shape[1])
+    keep = stats[:, cv2.CC_STAT_AREA] * scale >= min_area_px
     keep[0] = False
     return keep[labels]
 

@@ -638,6 +638,16 @@ class VariationModel:
         mean = cv2.resize(mean, (w, h), interpolation=cv2.INTER_LINEAR)
         return mean if c == 3 else mean.reshape(h, w)
 
+    def part_mask(self) -> np.ndarray | None:
+        """Where the model inspects: its part mask (bool, at the taught resolution, reference pose),
+        or ``None`` for the whole image -- also in free pose, where the part moves in the image.
+        Used to place synthetic defects on the part (``station.core.detectability``)."""
+        if not self.is_fitted or self._mask is None or self._free is not None:
+            return None
+        assert self._image_shape is not None
+        h, w = self._image_shape[:2]
+        return cv2.resize(self._mask.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
+
     # --- persistence --------------------------------------------------------------------------
     def get_config(self) -> dict[str, Any]:
         config: dict[str, Any] = {

@@ -1,0 +1,121 @@
+"""Detectability from synthetic defects (issue 16, item 1): deterministic pasting, a recall that rises
+with the area, re-scoring from the cached maps without the detector, and ``station eval --synthetic``."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from station.core.detectability import (
+    DetectabilityGrid,
+    DetectabilityTable,
+    compute_maps,
+    load_detectability,
+)
+from station.core.inspection import Inspector
+from station.core.recipe import Recipe
+from station.core.synthetic_defects import KINDS, paste_defect
+from station.core.teach import predict_maps
+
+
+def _good(i: int, shape=(96, 128)) -> np.ndarray:
+    rng = np.random.default_rng(i)
+    base = np.full(shape, 120, dtype=np.float32) + np.linspace(-20, 20, shape[1])[None, :]
+    return np.clip(base + rng.normal(0, 3, shape), 0, 255).astype(np.uint8)
+
+
+class CountingDetector:
+    """The z-score detector of ``tests/helpers_detector.py`` that counts its ``predict`` calls."""
+
+    def __init__(self) -> None:
+        from helpers_detector import ZScoreDetector
+
+        self.inner = ZScoreDetector()
+        self.calls = 0
+
+    def fit(self, images, progress=None, cancel=None):
+        return self.inner.fit(images)
+
+    def predict(self, images):
+        self.calls += 1
+        return self.inner.predict(images)
+
+
+@pytest.fixture(scope="module")
+def taught():
+    det = CountingDetector()
+    det.fit([_good(i) for i in range(12)])
+    val = [_good(100 + i) for i in range(4)]
+    maps, _ = predict_maps(det, val)
+    recipe = Recipe("t", "test-zscore", {}, threshold=float(max(m.max() for m in maps)) * 1.02,
+                    min_defect_area_px=40.0, preprocessing={"color_mode": "gray", "roi": None})
+    return recipe, det, val
+
+
+def test_pasting_is_deterministic_with_a_seed_and_stays_inside():
+    image = np.dstack([_good(1)] * 3)
+    allowed = np.zeros(image.shape[:2], dtype=bool)
+    allowed[20:80, 30:100] = True
+    for kind in KINDS:
+        a, da = paste_defect(image, kind, 150, 30, np.random.default_rng([7, 1]), allowed)
+        b, db = paste_defect(image, kind, 150, 30, np.random.default_rng([7, 1]), allowed)
+        c, _ = paste_defect(image, kind, 150, 30, np.random.default_rng([8, 1]), allowed)
+        assert np.array_equal(a, b) and da.bbox == db.bbox, kind
+        assert not np.array_equal(a, c), kind  # another seed, another defect
+        changed = np.any(a != image, axis=2)
+        assert changed.any() and not (changed & ~allowed).any(), kind  # only inside the allowed region
+        assert 0.5 * 150 <= da.drawn_area_px <= 1.5 * 150, (kind, da.drawn_area_px)
+
+
+def test_recall_rises_with_the_area_and_rescoring_needs_no_detector(taught):
+    recipe, det, val = taught
+    grid = DetectabilityGrid(areas_px=(3.0, 10.0, 40.0, 160.0, 640.0), contrasts=(15.0, 60.0),
+                             kinds=("dark_spot", "scratch"), per_cell=3, seed=3)
+    cache = compute_maps(Inspector(recipe, det), val, grid)
+    calls = det.calls
+    table = cache.score(recipe.threshold, recipe.min_defect_area_px)
+    dark = table.recall[0, :, 1]  # dark spots at the high contrast
+    assert dark[0] == 0.0 and dark[-1] == 1.0  # a tiny spot is not found, a big one always
+    assert np.all(np.diff(dark) >= 0), dark  # never falls as the area grows
+    assert table.counts.sum() == grid.n_samples and table.counts.min() == grid.per_cell
+    assert "dark spots" in table.sentence("dark_spot") and "grey levels" in table.sentence("dark_spot")
+
+    # a larger minimum area, re-scored from the cached maps: the detector is not run again, and
+    # defects below the new area are no longer found
+    bigger = cache.score(recipe.threshold, 600.0)
+    assert det.calls == calls
+    assert bigger.recall.sum() < table.recall.sum()
+    assert bigger.recall[:, :2].max() == 0.0
+
+    # the same seed gives the same table, the same cells per defect
+    again = compute_maps(Inspector(recipe, det), val, grid).score(recipe.threshold, recipe.min_defect_area_px)
+    assert np.array_equal(again.recall, table.recall)
+    assert DetectabilityTable.from_dict(table.to_dict()).sentences() == table.sentences()
+
+
+def test_cli_eval_synthetic_prints_and_stores_the_table(tmp_path, capsys):
+    from test_live_support import teach_recipe
+
+    from station.cli.main import main
+    from station.core.recipe import load_recipe
+
+    good = tmp_path / "good"
+    good.mkdir()
+    import cv2
+
+    for i in range(12):
+        cv2.imwrite(str(good / f"{i:03d}.png"), _good(200 + i, (64, 80)))
+    images = [cv2.imread(str(good / f"{i:03d}.png"), cv2.IMREAD_GRAYSCALE) for i in range(12)]
+    part = teach_recipe(images[:8], images[8:], tmp_path / "models" / "tiny", min_defect_area_px=30)
+    rc = main(["eval", "--synthetic", str(part), "--data", str(good), "--images", "3", "--per-cell", "2",
+               "--contrasts", "20,80", "--area-factors", "0.5,2,8", "--device", "cpu"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "dark spots -- recall by contrast" in out and "this recipe finds" in out
+    stored = load_detectability(load_recipe(part).path)
+    assert stored is not None and stored.recall.shape == (4, 3, 2) and stored.n_images == 3
+    assert stored.min_defect_area_px == 30.0
+
+    # a recipe that does not say what it was taught from, without --data: one clear line
+    with pytest.raises(SystemExit, match="name the good images with --data"):
+        main(["eval", "--synthetic", str(part), "--device", "cpu"])
