@@ -50,6 +50,14 @@ class DetectabilitySettings:
                                         kinds=tuple(self.kinds), per_cell=self.per_cell, seed=self.seed)
 
 
+def spread(items: Sequence[Any], limit: int | None) -> list[Any]:
+    """At most ``limit`` of ``items``, evenly spread over them (first and last included)."""
+    items = list(items)
+    if not limit or len(items) <= limit:
+        return items
+    return [items[round(i * (len(items) - 1) / max(1, limit - 1))] for i in range(limit)]
+
+
 def held_out_images(recipe: Recipe, data: str | Path | None = None, limit: int | None = DEFAULT_IMAGES,
                     problems: Problems | None = None) -> list[np.ndarray]:
     """Good images the recipe has not learned from: the ones it held out for its threshold, read
@@ -72,8 +80,7 @@ def held_out_images(recipe: Recipe, data: str | Path | None = None, limit: int |
                                       int(training.get("validation_seed", 0)))
     if not samples:
         raise ValueError(f"{source}: no held-out good images (need at least 2 good images)")
-    if limit and len(samples) > limit:
-        samples = [samples[round(i * (len(samples) - 1) / max(1, limit - 1))] for i in range(limit)]
+    samples = spread(samples, limit)
     images = [im for _, im in iter_images(samples, "keep", problems)]
     if not images:
         raise ValueError(f"{source}: none of the good images could be read")

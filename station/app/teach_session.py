@@ -23,6 +23,7 @@ from station.app.param_docs import ParamText, docstring_parameters, param_text
 from station.app.recipes import check_part_name, next_version
 from station.app.sample_pool import SamplePool
 from station.core.datasets import MVTecCategory, Problems, iter_images, open_dataset
+from station.core.detectability import DetectabilityMaps, DetectabilityTable, save_detectability
 from station.core.progress import CancelToken, ProgressCallback, checkpoint, report
 from station.core.recipe import Recipe, save_recipe
 from station.core.teach import TeachResult, default_min_defect_area
@@ -120,6 +121,9 @@ class TeachSession:
     saved_path: Path | None = None
     keep_samples: bool = True  # save writes the samples into the part's good-sample pool (a re-teach, taught
     # from the pool, leaves it as it is: station.app.reteach)
+    # page 5: the synthetic-defect maps of the current training and their table at the chosen threshold
+    detectability_maps: DetectabilityMaps | None = field(default=None, repr=False)
+    detectability: DetectabilityTable | None = field(default=None, repr=False)
     # set through the ``roi`` property, which validates it against the samples' size
     _roi: Roi | None = field(default=None, init=False, repr=False)
     # what the current ``result`` was trained with (see :meth:`training_key`)
@@ -256,6 +260,8 @@ class TeachSession:
     def invalidate_training(self) -> None:
         self.result = None
         self.estimate = None
+        self.detectability_maps = None
+        self.detectability = None
         self._trained_key = None
 
     def training_key(self) -> tuple:
@@ -290,6 +296,7 @@ class TeachSession:
         checkpoint(cancel)
         self.result = result
         self.estimate = result.estimate
+        self.detectability_maps = self.detectability = None  # measured with the previous detector
         self.min_defect_area_px = result.estimate.min_defect_area_px
         self._trained_key = self.training_key()
         return result
@@ -319,6 +326,17 @@ class TeachSession:
         self.estimate = estimate
         self.min_defect_area_px = estimate.min_defect_area_px
 
+    def detectability_table(self) -> DetectabilityTable | None:
+        """The detectability at the chosen threshold and area (re-scored from the cached maps if the
+        last table was scored at other ones); ``None`` when it was not measured."""
+        maps, est, table = self.detectability_maps, self.estimate, self.detectability
+        if maps is None or est is None:
+            return None
+        if table is not None and (table.threshold, table.min_defect_area_px, table.pixel_size_mm) == (
+                est.threshold, est.min_defect_area_px, self.pixel_size_mm):
+            return table
+        return maps.score(est.threshold, est.min_defect_area_px, self.pixel_size_mm)
+
     # --- finish -----------------------------------------------------------------------------------
     def build_recipe(self) -> Recipe:
         """The taught recipe with the threshold and area chosen on the threshold page."""
@@ -346,6 +364,12 @@ class TeachSession:
                 SamplePool(self.models_dir / self.part_name).record_teach(self.images, self.origins)
             except (OSError, ValueError) as exc:
                 log.warning("the good samples of %s were not kept for re-teaching: %s", recipe.label, exc)
+        table = self.detectability_table()
+        if table is not None:
+            try:  # the recipe is saved; without the file Review only lacks the table (station eval --synthetic)
+                save_detectability(folder, table)
+            except OSError as exc:
+                log.warning("the detectability of %s was not stored: %s", recipe.label, exc)
         if audit is not None:
             audit.record("recipe.created", recipe.label, None, str(folder), role=role,
                          note=f"taught with {self.detector_kind} on {len(self.split()[0])} good samples",

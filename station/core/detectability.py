@@ -100,7 +100,8 @@ def synthesize(images: Sequence[np.ndarray], grid: DetectabilityGrid, allowed: n
                ) -> Iterator[tuple[tuple[int, int, int], np.ndarray, PastedDefect]]:
     """``((kind, area, contrast) indices, image with the defect, the defect)`` for every sample of the
     grid. Sample ``r`` of a (kind, area) cell goes onto held-out image number ``(k*A + a)*R + r`` (mod
-    the number of images, so all are used) with the same shape and place at every contrast."""
+    the number of images, so all are used) with the same shape at every contrast (and the same place,
+    but for spots, which go where the surface has room for the contrast)."""
     if not images:
         raise ValueError("detectability needs at least one held-out good image")
     n_areas, per = len(grid.areas_px), grid.per_cell
@@ -110,7 +111,7 @@ def synthesize(images: Sequence[np.ndarray], grid: DetectabilityGrid, allowed: n
                 image = images[((k * n_areas + a) * per + r) % len(images)]
                 where = allowed if allowed is not None and allowed.shape == image.shape[:2] else None
                 for c, contrast in enumerate(grid.contrasts):
-                    rng = np.random.default_rng([grid.seed, k, a, r])  # the same defect at each contrast
+                    rng = np.random.default_rng([grid.seed, k, a, r])  # the same shape at each contrast
                     pasted, defect = paste_defect(image, kind, area, contrast, rng, where)
                     yield (k, a, c), pasted, defect
 
@@ -137,22 +138,28 @@ class DetectabilityTable:
             return f"{px_to_mm2(area_px, self.pixel_size_mm):.3g} mm² ({area_px:g} px)"
         return f"{area_px:g} px"
 
-    def sentence(self, kind: str, target: float = TARGET_RECALL) -> str:
-        """``this recipe finds 95 % of dark spots of 0.5 mm² at contrast >= 20 grey levels``: the
-        smallest area at which recall is at least ``target`` for a contrast and every higher one."""
+    def finding(self, kind: str, target: float = TARGET_RECALL) -> tuple[int, int, int, bool]:
+        """``(percent, area index, contrast index, reached)``: the smallest area at which the recall is
+        at least ``target`` from some contrast up (every higher contrast too), the percentage found
+        there (the lowest of those contrasts' recalls) -- or, when no area reaches it, the best cell."""
         k = self.kinds.index(kind)
-        name = KIND_NAMES[kind]
-        for a, area in enumerate(self.areas_px):
+        for a in range(len(self.areas_px)):
             row = self.recall[k, a]
             for c in range(len(self.contrasts)):
                 if np.all(row[c:] >= target):
-                    pct = math.floor(float(row[c:].min()) * 100 + 1e-9)
-                    return (f"this recipe finds {pct} % of {name} of {self.area_text(area)} at contrast "
-                            f">= {self.contrasts[c]:g} grey levels")
+                    return math.floor(float(row[c:].min()) * 100 + 1e-9), a, c, True
         a, c = np.unravel_index(int(np.argmax(self.recall[k])), self.recall[k].shape)
-        pct = math.floor(float(self.recall[k, a, c]) * 100 + 1e-9)
-        return (f"this recipe finds at most {pct} % of {name} (best: {self.area_text(self.areas_px[a])} at "
-                f"contrast {self.contrasts[c]:g} grey levels); none reaches {target * 100:g} %")
+        return math.floor(float(self.recall[k, a, c]) * 100 + 1e-9), int(a), int(c), False
+
+    def sentence(self, kind: str, target: float = TARGET_RECALL) -> str:
+        """``this recipe finds 95 % of dark spots of 0.5 mm² at contrast >= 20 grey levels`` (see
+        :meth:`finding`)."""
+        pct, a, c, reached = self.finding(kind, target)
+        name, area, contrast = KIND_NAMES[kind], self.area_text(self.areas_px[a]), self.contrasts[c]
+        if reached:
+            return f"this recipe finds {pct} % of {name} of {area} at contrast >= {contrast:g} grey levels"
+        return (f"this recipe finds at most {pct} % of {name} (best: {area} at contrast {contrast:g} grey "
+                f"levels); none reaches {target * 100:g} %")
 
     def sentences(self, target: float = TARGET_RECALL) -> list[str]:
         return [self.sentence(kind, target) for kind in self.kinds]

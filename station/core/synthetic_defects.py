@@ -3,19 +3,22 @@
 Four kinds, each of a given area (pixels of the image) and contrast (grey levels, 0-255):
 
 - ``dark_spot`` / ``bright_spot``: a filled ellipse (aspect 1-2, any angle) whose pixels are darker /
-  brighter by ``contrast`` grey levels (clipped to 0-255, so on a black background a dark spot is
-  weaker than asked -- the table reports the contrast asked for);
+  brighter by ``contrast`` grey levels, centred where the surface has room for that change (a dark
+  spot on a black background would change nothing; near the spot's edge values are still clipped
+  to 0-255);
 - ``scratch``: a thin, slightly curved line (width about a tenth of the square root of the area,
   at least 1 px), changed by ``contrast`` in the direction the surface has more room for (brighter
   on a dark surface, darker on a bright one);
 - ``patch``: a texture/colour patch as CutPaste (Li et al. 2021) and DRAEM (Zavrtanik et al. 2021)
   make them: a blob cut out of a smoothed-noise field (DRAEM's Perlin masks), filled with the
-  texture of another place of the same part, tinted by ``contrast`` grey levels (a random colour
+  texture of another place of the same part (the allowed region), tinted by ``contrast`` grey levels (a random colour
   direction on colour images).
 
 Everything is drawn from a ``numpy`` generator the caller seeds, so a seed gives the same defects
 (shape, place, tint) on every run. A defect is placed with its centre inside ``allowed`` (the part
 or the region of interest) and is clipped to it, so its pixels never lie outside what is inspected.
+Where the centre goes depends on the contrast only for the spots (room for the change); otherwise
+the same generator state gives the same defect at every contrast.
 """
 
 from __future__ import annotations
@@ -126,9 +129,8 @@ def paste_defect(image: np.ndarray, kind: str, area_px: float, contrast: float, 
                  allowed: np.ndarray | None = None) -> tuple[np.ndarray, PastedDefect]:
     """A copy of ``image`` (uint8, gray or RGB) with one defect of ``kind``, and where it lies.
 
-    The generator decides shape, place and tint; ``contrast`` only scales the change, so the same
-    generator state gives the same defect at every contrast (recall then rises with the contrast
-    without placement noise)."""
+    The generator decides shape, place and tint; ``contrast`` scales the change (and, for spots,
+    limits their centre to where the surface has room for it)."""
     if kind not in KINDS:
         raise ValueError(f"unknown synthetic defect {kind!r}; use one of {', '.join(KINDS)}")
     if area_px < 1:
@@ -143,15 +145,24 @@ def paste_defect(image: np.ndarray, kind: str, area_px: float, contrast: float, 
         shape_mask = _scratch(area_px, min(H, W), rng)
     else:
         shape_mask = _blob(area_px, rng)
-    center = _center(allowed, math.sqrt(area_px / math.pi), rng)
+    where = allowed
+    if kind in ("dark_spot", "bright_spot"):
+        # a dark spot on a black background changes nothing: spots go where the surface has room
+        # for the asked change (the whole allowed region if it has none anywhere)
+        gray = image if image.ndim == 2 else image.mean(axis=2)
+        room = gray >= contrast if kind == "dark_spot" else gray <= 255 - contrast
+        if (room & allowed).any():
+            where = room & allowed
+    center = _center(where, math.sqrt(area_px / math.pi), rng)
     (x, y, w, h), local = _place(shape_mask, center, allowed)
     out = image.copy()
     region = out[y:y + h, x:x + w].astype(np.float32)
     pixels = region[local]  # (n,) gray or (n, C)
     if kind == "patch":
-        # CutPaste: the texture of another place of the image, tinted
-        sx = int(rng.integers(0, max(1, W - w + 1)))
-        sy = int(rng.integers(0, max(1, H - h + 1)))
+        # CutPaste: the texture of another place of the part (allowed region), tinted
+        scx, scy = _center(allowed, 0, rng)
+        sx = min(max(0, scx - w // 2), max(0, W - w))
+        sy = min(max(0, scy - h // 2), max(0, H - h))
         source = image[sy:sy + h, sx:sx + w].astype(np.float32)
         if source.shape[:2] != (h, w):
             source = cv2.resize(source, (w, h), interpolation=cv2.INTER_LINEAR)

@@ -52,6 +52,7 @@ class ThresholdPanel(QWidget):
         self._max_area = 1000.0
         self._score_range = (0.0, 1.0)
         self._submitted: dict[int, float] = {}
+        self._area_px = 1.0  # the area the controls show, in pixels
         self._updating = False
         self.estimate: ThresholdEstimate | None = None
         self.response_ms: list[float] = []  # control moved -> threshold shown, per answered request
@@ -100,7 +101,9 @@ class ThresholdPanel(QWidget):
         left = QVBoxLayout()
         left.addLayout(form)
         left.addWidget(self.largest_label)
-        left.addWidget(self.histogram, 1)
+        self._histogram_row = QHBoxLayout()
+        self._histogram_row.addWidget(self.histogram, 1)
+        left.addLayout(self._histogram_row, 1)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(left, 3)
@@ -141,6 +144,10 @@ class ThresholdPanel(QWidget):
         self._draw_histogram(scores)
         self.request(area_px)
 
+    def add_beside_histogram(self, widget: QWidget, stretch: int = 1) -> None:
+        """Put ``widget`` to the right of the histogram (the wizard's detectability table)."""
+        self._histogram_row.addWidget(widget, stretch)
+
     def set_pixel_size(self, pixel_size_mm: float | None) -> None:
         self._pixel_size = pixel_size_mm or None
         self.unit.model().item(1).setEnabled(bool(self._pixel_size))
@@ -174,6 +181,7 @@ class ThresholdPanel(QWidget):
         return round(SLIDER_STEPS * math.log(max(1.0, area_px)) / math.log(self._max_area))
 
     def _set_area_widgets(self, area_px: float) -> None:
+        self._area_px = float(area_px)
         was = self._updating
         self._updating = True
         try:
@@ -193,6 +201,7 @@ class ThresholdPanel(QWidget):
         return self.request(area_px)
 
     def request(self, area_px: float) -> int:
+        self._area_px = float(area_px)
         if self._estimate_fn is None:
             return 0
         request_id = self.worker.submit(float(area_px))
@@ -218,7 +227,9 @@ class ThresholdPanel(QWidget):
         self.request(area_px)
 
     def _unit_changed(self, _index: int) -> None:
-        area_px = self.estimate.min_defect_area_px if self.estimate else self._to_px(self.area.value())
+        # the area last set or asked for, in pixels: the field's value is still in the previous unit
+        # here, and the estimate may not be back yet (the wizard switches to mm² on entering the page)
+        area_px = self._area_px
         self._set_area_widgets(area_px)
         if self.estimate is not None:
             self._show_estimate(self.estimate)

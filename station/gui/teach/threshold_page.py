@@ -8,9 +8,12 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QComboBox, QGroupBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout
 
 from station.acquisition.camera_choice import with_camera_settings
+from station.app.detectability import DetectabilitySettings, measure, spread
+from station.gui.detectability_view import DetectabilityView
 from station.gui.image_view import ImageCanvas
 from station.gui.teach.common import SessionPage
 from station.gui.widgets import EnterKey, VerdictLabel
+from station.gui.workers import Job, LatestOnlyWorker
 from station.live.session import LiveSession
 
 if TYPE_CHECKING:
@@ -25,6 +28,13 @@ class ThresholdPage(SessionPage):
         self.setSubTitle("Set the smallest defect that must be found. The threshold follows: the lowest at which "
                          "no held-out good sample shows a region that large.")
         self.panel = ThresholdPanel()
+        # what the recipe will catch, beside the histogram: measured on a worker when asked (it runs
+        # the detector on a few hundred images), re-scored from the kept maps when the area changes
+        self.detectability = DetectabilityView(with_button=True, sentences=False)
+        self.panel.add_beside_histogram(self.detectability, 1)
+        self.detect_job: Job | None = None
+        self.rescorer = LatestOnlyWorker(lambda req: req[0].score(*req[1:]), name="detectability-rescore",
+                                         parent=self)
         self.preview_button = QPushButton("Preview on live frames")
         self.preview_button.setCheckable(True)
         self.preview_source = QComboBox()
@@ -64,6 +74,9 @@ class ThresholdPage(SessionPage):
         self.timer.timeout.connect(self._poll_preview)
         self.panel.estimate_changed.connect(self._estimate_changed)
         self.preview_button.toggled.connect(self._toggle_preview)
+        self.detectability.compute_requested.connect(self.measure_detectability)
+        self.rescorer.result.connect(self._rescored)
+        self.rescorer.failed.connect(lambda _id, msg: self.detectability.set_status(f"cannot score: {msg}"))
 
     def initializePage(self) -> None:
         s = self.session
@@ -75,6 +88,10 @@ class ThresholdPage(SessionPage):
                                   pixel_size_mm=s.pixel_size_mm, images=val_images, roi=s.roi)
         if s.pixel_size_mm:
             self.panel.unit.setCurrentIndex(1)
+        if s.detectability_maps is None:
+            self.detectability.set_table(None)
+            self.detectability.set_status("Not measured yet: Measure pastes synthetic defects onto the held-out "
+                                          "good samples and shows the share found.")
         self.preview_source.clear()
         for uri in [self.w.ctx.settings.source_uri, s.source_uri, *self.w.ctx.settings.recent_sources]:
             if self.preview_source.findText(uri) < 0:
@@ -82,9 +99,66 @@ class ThresholdPage(SessionPage):
 
     def _estimate_changed(self, est: Any) -> None:
         self.session.apply_estimate(est)
+        self._rescore()
         if self.preview is not None:
             self._preview_generation = self.preview.set_threshold(est.threshold, est.min_defect_area_px)
         self.completeChanged.emit()
+
+    # --- detectability ---------------------------------------------------------------------------
+    @property
+    def measuring(self) -> bool:
+        return self.detect_job is not None and self.detect_job.running
+
+    def measure_detectability(self) -> Job | None:
+        """Measure on a worker. The preview shares the detector, so it stops meanwhile."""
+        s = self.session
+        if self.measuring or s.result is None or s.estimate is None:
+            return None
+        self.stop_preview()
+        self.preview_button.setEnabled(False)
+        self.detectability.button.setEnabled(False)
+        recipe = s.build_recipe()
+        settings = DetectabilitySettings()
+        images = spread([s.images[i] for i in s.validation_indices], settings.max_images)
+        detector = s.result.detector
+        job = Job(lambda progress, cancel: measure(recipe, detector, images, settings, progress, cancel),
+                  name="detectability", parent=self)
+        job.progress.connect(lambda p: self.detectability.set_status(
+            f"measuring: {p.done} of {p.total} synthetic defects inspected…"))
+        job.finished.connect(self._measured)
+        job.failed.connect(self._measure_failed)
+        job.cancelled.connect(lambda: self._measure_ended("measuring cancelled"))
+        self.detectability.set_status(f"measuring: {settings.grid(recipe.min_defect_area_px).n_samples} "
+                                      f"synthetic defects on {len(images)} held-out good samples…")
+        self.detect_job = job.start()
+        return job
+
+    def _measure_ended(self, status: str | None = None) -> None:
+        self.preview_button.setEnabled(True)
+        self.detectability.button.setEnabled(True)
+        if status:
+            self.detectability.set_status(status)
+
+    def _measured(self, maps: Any) -> None:
+        self._measure_ended()
+        self.session.detectability_maps = maps
+        self._rescore()
+
+    def _measure_failed(self, message: str, details: str) -> None:
+        self._measure_ended(f"could not measure: {message}")
+        self.w.report("detectability", message, details)
+
+    def _rescore(self) -> None:
+        s = self.session
+        if s.detectability_maps is not None and s.estimate is not None:
+            self.rescorer.submit((s.detectability_maps, s.estimate.threshold, s.estimate.min_defect_area_px,
+                                  s.pixel_size_mm))
+
+    def _rescored(self, request_id: int, request: Any, table: Any) -> None:
+        if request_id != self.rescorer.latest_id or request[0] is not self.session.detectability_maps:
+            return  # a newer area is being scored, or the training changed
+        self.session.detectability = table
+        self.detectability.set_table(table)
 
     def _toggle_preview(self, on: bool) -> None:
         if on:
@@ -142,6 +216,8 @@ class ThresholdPage(SessionPage):
 
     def cleanupPage(self) -> None:
         self.stop_preview()
+        if self.detect_job is not None:
+            self.detect_job.cancel()  # going back (to re-train, say): the maps would be stale
 
     def isComplete(self) -> bool:
         return self.session.estimate is not None
@@ -153,3 +229,7 @@ class ThresholdPage(SessionPage):
     def shutdown(self) -> None:
         self.stop_preview()
         self.panel.shutdown()
+        self.rescorer.stop()
+        if self.detect_job is not None:
+            self.detect_job.cancel()
+            self.detect_job.wait(1.5)
