@@ -18,6 +18,7 @@ from typing import Any
 from station.lineio.config import parse_output, redact
 from station.lineio.forwarder import Forwarder, LinkError
 from station.lineio.message import result_id
+from station.live.results_db import time_window
 
 SCHEMA_VERSION = 1
 _MIGRATION_LOCK = 0x5354_4154  # "STAT": the advisory lock key every station uses for migrations
@@ -139,9 +140,8 @@ def query_central(url: str, since: float | None = None, until: float | None = No
     """Rows of the central table across stations (``station`` narrows to one), oldest first."""
     import psycopg
 
-    where, args = [], []
-    for cond, value in (("time >= to_timestamp(%s)", since), ("time < to_timestamp(%s)", until),
-                        ("verdict = %s", verdict.upper() if verdict else None), ("station_id = %s", station)):
+    where, args = time_window(since, until, "to_timestamp(%s)")
+    for cond, value in (("verdict = %s", verdict.upper() if verdict else None), ("station_id = %s", station)):
         if value is not None:
             where.append(cond)
             args.append(value)
@@ -163,13 +163,7 @@ def central_summary(url: str, since: float | None = None, until: float | None = 
     """Per station: total, OK, NG, ERROR, first and last time."""
     import psycopg
 
-    where, args = [], []
-    if since is not None:
-        where.append("time >= to_timestamp(%s)")
-        args.append(since)
-    if until is not None:
-        where.append("time < to_timestamp(%s)")
-        args.append(until)
+    where, args = time_window(since, until, "to_timestamp(%s)")
     sql = ("SELECT station_id, COUNT(*), COUNT(*) FILTER (WHERE verdict='OK'), COUNT(*) FILTER (WHERE verdict='NG'), "
            "COUNT(*) FILTER (WHERE verdict='ERROR'), MIN(time), MAX(time) FROM results"
            + (" WHERE " + " AND ".join(where) if where else "") + " GROUP BY station_id ORDER BY station_id")

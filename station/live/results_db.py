@@ -207,14 +207,15 @@ def parse_time(text: str, now: float | None = None) -> float:
     return dt.timestamp()  # naive -> local time
 
 
-def _time_window(since: float | None, until: float | None) -> tuple[list[str], list[float]]:
-    """SQL conditions and arguments for ``since <= time < until`` (either end open)."""
+def time_window(since: float | None, until: float | None, value: str = "?") -> tuple[list[str], list[Any]]:
+    """SQL conditions and arguments for ``since <= time < until`` (either end open). ``value`` is how
+    the database takes a Unix time: ``?`` here, ``to_timestamp(%s)`` in the central PostgreSQL one."""
     where, args = [], []
     if since is not None:
-        where.append("time >= ?")
+        where.append(f"time >= {value}")
         args.append(since)
     if until is not None:
-        where.append("time < ?")
+        where.append(f"time < {value}")
         args.append(until)
     return where, args
 
@@ -226,7 +227,7 @@ def query(path: str | Path, since: float | None = None, until: float | None = No
     """Rows of a results database as dicts (``regions`` decoded), read-only and streamed; ``recipe``:
     only the rows of that part (any version), ``archived``: only rows with an archived image."""
     conn = _open_for_reading(path)
-    where, args = _time_window(since, until)
+    where, args = time_window(since, until)
     if verdict:
         where.append("verdict = ?")
         args.append(verdict.upper())
@@ -274,7 +275,7 @@ def summary(path: str | Path, since: float | None = None, until: float | None = 
     """Counts per verdict, first and last time, per recipe (of one source if ``source`` is given)."""
     conn = _open_for_reading(path)
     try:
-        where, args = _time_window(since, until)
+        where, args = time_window(since, until)
         if source:
             where.append("source = ?")
             args.append(source)
@@ -296,7 +297,7 @@ def sources(path: str | Path, since: float | None = None, until: float | None = 
     """The sources with rows in the time window and their row counts, most rows first."""
     conn = _open_for_reading(path)
     try:
-        where, args = _time_window(since, until)
+        where, args = time_window(since, until)
         clause = (" WHERE " + " AND ".join(where)) if where else ""
         return [(str(s), int(n)) for s, n in conn.execute(
             f"SELECT source, COUNT(*) AS n FROM inspections{clause} GROUP BY source ORDER BY n DESC, source", args)]
