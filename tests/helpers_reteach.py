@@ -58,28 +58,30 @@ class Line:
         return [self.rows[f"variant{i}"] for i in (1, 2, 3)]
 
 
-def taught_part(root: Path) -> tuple[Path, AuditLog]:
-    """``root/models/part/v0001`` taught in a TeachSession (the wizard's model) with one golden part."""
+def taught_part(models: Path, audit: AuditLog) -> Path:
+    """``models/part/v0001`` taught in a TeachSession (the wizard's model) with one golden part."""
     register()
-    audit = AuditLog(root / "audit.jsonl", user="tester")
-    session = TeachSession(models_dir=root / "models", part_name="part", detector_kind=KIND,
+    session = TeachSession(models_dir=models, part_name="part", detector_kind=KIND,
                            min_defect_area_px=12.0, validation_fraction=0.25)
     for i, im in enumerate(good(12, seed=1)):
         session.add_image(im, f"captured frame {i}")
     session.train(device="cpu")
     add_golden_part(session.result.recipe, "ok_ref", good(1, seed=99)[0], "OK")
-    return session.save(audit), audit
+    return session.save(audit)
 
 
-def run_line(root: Path) -> Line:
+def run_line(root: Path, models: Path | None = None, db: Path | None = None, archive: Path | None = None,
+             audit: AuditLog | None = None) -> Line:
     """Teach, then inspect five parts with v1, logging and archiving as the pipeline does: an OK part,
     three of the new good variant and a defect. A per-pixel model learns a variant only from a few of it,
     and a re-teach holds one of the marked false rejects out for the threshold (the seeded split holds
     out the first marked, here the brightest, so the threshold covers all three)."""
-    v1, audit = taught_part(root)
+    models, db = models or root / "models", db or root / "results.sqlite"
+    audit = audit or AuditLog(root / "audit.jsonl", user="tester")
+    v1 = taught_part(models, audit)
     recipe = load_recipe(v1)
     inspector = load_inspector(recipe, device="cpu")
-    db, archive = root / "results.sqlite", ImageArchive(root / "archive", quota_mb=16)
+    archive = ImageArchive(archive or root / "archive", quota_mb=16)
     rows = {}
     now = time.time() - 60.0
     with ResultsLog(db, durability="normal") as log:
@@ -94,4 +96,4 @@ def run_line(root: Path) -> Line:
                             threshold=recipe.threshold, image_path=str(path) if path else None)
             rid = log.record(row)
             rows[name] = {**row.__dict__, "id": rid}
-    return Line(root / "models", v1, db, archive.root, audit, rows)
+    return Line(models, v1, db, archive.root, audit, rows)

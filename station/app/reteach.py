@@ -318,6 +318,16 @@ def rollback_target(current: str | Path | None) -> Path | None:
     return older[-1] if older else None
 
 
+def taught_from(folder: str | Path) -> set[str]:
+    """The pool samples a re-taught version was taught from (none for a version taught otherwise);
+    reads only ``recipe.json``."""
+    try:
+        meta = json.loads((Path(folder) / RECIPE_FILE).read_text(encoding="utf-8"))
+        return set(((meta.get("training") or {}).get("reteach") or {}).get("samples") or [])
+    except (OSError, ValueError, AttributeError):
+        return set()
+
+
 def record_rollback(audit: AuditLog | None, current: str | Path, target: str | Path, role: str = "engineer") -> None:
     if audit is not None:
         from station.app.recipes import recipe_label

@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from station.app.context import StationContext
 from station.app.history import (
     HEADERS,
     RANGES,
@@ -48,6 +49,7 @@ from station.app.history import (
     time_window,
 )
 from station.core.images import ImageLoadError, load_image
+from station.gui.history_marks import MarkBar
 from station.gui.image_view import ImageCanvas, polyline_xy
 from station.gui.workers import Job
 
@@ -77,6 +79,7 @@ class ResultsTableModel(QAbstractTableModel):
         super().__init__(parent)
         self._rows: list[dict[str, Any]] = []
         self._cells: list[tuple[str, ...]] = []
+        self.is_marked: Callable[[dict[str, Any]], bool] = lambda _row: False  # a false reject marked good
 
         self._sort: tuple[int, Qt.SortOrder] = (0, Qt.SortOrder.DescendingOrder)  # newest first
 
@@ -121,6 +124,8 @@ class ResultsTableModel(QAbstractTableModel):
             return None
         r, c = index.row(), index.column()
         if role == Qt.ItemDataRole.DisplayRole:
+            if c == VERDICT_COLUMN and self.is_marked(self._rows[r]):
+                return f"{self._cells[r][c]} → good"
             return self._cells[r][c]
         if role == Qt.ItemDataRole.TextAlignmentRole:
             if c in NUMERIC_COLUMNS:
@@ -175,7 +180,8 @@ class HistoryDialog(QDialog):
     """
 
     def __init__(self, db_path: str | Path, archive_root: str | Path | None = None,
-                 shift_start: Callable[[], float | None] | None = None, parent: QWidget | None = None) -> None:
+                 shift_start: Callable[[], float | None] | None = None, parent: QWidget | None = None,
+                 ctx: StationContext | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Inspection results")
         self.db_path = Path(db_path)
@@ -240,6 +246,12 @@ class HistoryDialog(QDialog):
         sl.setContentsMargins(0, 0, 0, 0)
         sl.addWidget(self.preview, 1)
         sl.addWidget(self.preview_info)
+        # with the station's context: NG parts are marked as false rejects here (station.gui.history_marks)
+        self.marks: MarkBar | None = MarkBar(ctx) if ctx is not None else None
+        if self.marks is not None:
+            sl.addWidget(self.marks)
+            self.model.is_marked = self.marks.is_marked
+            self.marks.changed.connect(lambda: self.model.layoutChanged.emit())
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.addWidget(self.table)
         splitter.addWidget(side)
@@ -280,6 +292,8 @@ class HistoryDialog(QDialog):
         from station.app.history import load_history
 
         q = self.current_query()
+        if self.marks is not None:
+            self.marks.reload()
         self._generation += 1
         generation = self._generation
         self.refresh_button.setEnabled(False)
@@ -356,9 +370,11 @@ class HistoryDialog(QDialog):
         self.message.setVisible(bool(text))
 
     # --- preview ----------------------------------------------------------------------------------
-    def _show_nothing(self, text: str) -> None:
+    def _show_nothing(self, text: str, row: dict[str, Any] | None = None) -> None:
         self.preview.clear_all()
         self.preview_info.setText(text)
+        if self.marks is not None:
+            self.marks.set_row(row, None)
 
     def show_row(self, i: int) -> None:
         """Show row ``i``'s archived image with its defect boxes, or say why there is none."""
@@ -382,18 +398,20 @@ class HistoryDialog(QDialog):
             head += f"\nerror: {row['error']}"
         path, why = archived_image(row, self.archive_root)
         if path is None:
-            self._show_nothing(f"{head}\n\nImage {why}.")
+            self._show_nothing(f"{head}\n\nImage {why}.", row)
             return
         try:
             # one image, read on the GUI thread: a PNG of a few MB loads in tens of ms
             image = load_image(path)
         except (ImageLoadError, OSError) as exc:
-            self._show_nothing(f"{head}\n\nThe archived image cannot be read: {exc}")
+            self._show_nothing(f"{head}\n\nThe archived image cannot be read: {exc}", row)
             return
         self.preview.show_image(image)
         self.preview.view.autoRange(padding=0.0)
         self.preview.det_item.setData(*polyline_xy(bbox_outlines(regions)))
         self.preview_info.setText(f"{head}\n{path.name}")
+        if self.marks is not None:
+            self.marks.set_row(row, path)
 
     # --- export -----------------------------------------------------------------------------------
     def ask_export(self) -> None:

@@ -245,6 +245,8 @@ class InspectPanel(QWidget):
         for w in (self.source, self.recipe):
             w.setEnabled(not locked)
             w.setToolTip(tip)
+        if self.history is not None and self.history.marks is not None:
+            self.history.marks.refresh()  # marking false rejects is for engineers
 
     def _source_chosen(self, uri: str) -> None:
         if self._locked or not self.ctx.select_source(uri):
@@ -500,7 +502,8 @@ class InspectPanel(QWidget):
         """The results history (one window, brought to the front and re-read if already open)."""
         if self.history is None:
             self.history = HistoryDialog(self.ctx.paths.results_db, self.ctx.paths.archive,
-                                         shift_start=lambda: self.ctx.counters.started.timestamp(), parent=self)
+                                         shift_start=lambda: self.ctx.counters.started.timestamp(), parent=self,
+                                         ctx=self.ctx)
         if self.history.isVisible():
             self.history.refresh()
         else:

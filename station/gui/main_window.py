@@ -163,6 +163,9 @@ class MainWindow(QMainWindow):
         self.inspect.first_verdict.connect(self._first_verdict)
         self.inspect.problem_resolved.connect(self.errors.resolve)  # the banner goes once the cause is fixed
         self.teach.recipe_saved.connect(self._recipe_saved)  # the lists follow ctx.events.recipes_changed
+        self.teach.reteach.current = lambda: self.inspect.recipe_path
+        self.teach.reteach.choose = lambda path, note: self.inspect.choose_recipe(path, note=note)
+        self.inspect.recipe_changed.connect(lambda _p: self.teach.reteach.refresh())
         self._engineer_changed(ctx.engineer.unlocked)
         for problem in ctx.problems:
             self.report("settings", problem, "")

@@ -1,6 +1,7 @@
-"""Teach mode (engineer): start the teach-in wizard for a new part or a new version, or re-tune an
-existing recipe's minimum defect area (the threshold follows from its stored validation maps) and
-save the result as a new version. Every saved change is in the audit log."""
+"""Teach mode (engineer): start the teach-in wizard for a new part or a new version, re-teach the recipe
+in use from its marked false rejects (``reteach_dialog``) or roll it back, or re-tune an existing
+recipe's minimum defect area (the threshold follows from its stored validation maps) and save the
+result as a new version. Every saved change is in the audit log."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from station.app.context import StationContext
 from station.app.recipes import list_recipes, retune_recipe
 from station.core.recipe import Recipe, load_recipe
 from station.core.teach import validation_estimator
+from station.gui.reteach_dialog import ReteachBox
 from station.gui.teach import TeachWizard
 from station.gui.threshold_panel import ThresholdPanel
 from station.gui.widgets import on_event
@@ -71,6 +73,8 @@ class TeachPanel(QWidget):
         top.addWidget(new_button)
         top.addWidget(intro, 1)
         hl.addLayout(top)
+        self.reteach = ReteachBox(ctx, report)
+        hl.addWidget(self.reteach)
         hl.addWidget(retune, 1)
 
         self.stack = QStackedWidget()
@@ -82,8 +86,13 @@ class TeachPanel(QWidget):
         self.retune_pick.activated.connect(lambda _i: self._pick_changed())
         self.retune_panel.estimate_changed.connect(self._retune_estimate)
         self.retune_save.clicked.connect(self.save_retune)
-        on_event(self, ctx.events.recipes_changed, self.fill_recipes)
+        on_event(self, ctx.events.recipes_changed, self._recipes_changed)
+        on_event(self, ctx.events.recipe_selected, lambda _p: self.reteach.refresh())
         self.fill_recipes()
+
+    def _recipes_changed(self) -> None:
+        self.fill_recipes()
+        self.reteach.refresh()
 
     # --- wizard -----------------------------------------------------------------------------------
     def open_wizard(self) -> TeachWizard | None:
@@ -206,6 +215,7 @@ class TeachPanel(QWidget):
 
     def shutdown(self, timeout: float = 1.5) -> bool:
         self.retune_panel.shutdown()
+        self.reteach.shutdown(timeout)
         if self.wizard is not None:
             return self.wizard.shutdown(timeout)
         return True
