@@ -53,6 +53,11 @@ def test_marked_false_rejects_to_a_new_version_and_back(qtbot, ctx, tmp_path):
         assert "3 marked false rejects" in box.info.text() and box.reteach_button.isEnabled()
         box.reteach_button.click()
         qtbot.waitUntil(lambda: box.dialog is not None, timeout=20000)
+        box.dialog.cancel_button.click()  # cancelled: nothing saved, nothing switched
+        assert not (line.models / "part" / "v0002").exists() and window.inspect.recipe_path == str(line.v1)
+        box.dialog = None
+        box.reteach_button.click()
+        qtbot.waitUntil(lambda: box.dialog is not None, timeout=20000)
         dialog: ComparisonDialog = box.dialog
         metrics = {dialog.metrics.item(r, 0).text(): (dialog.metrics.item(r, 1).text(), dialog.metrics.item(r, 2).text())
                    for r in range(dialog.metrics.rowCount())}

@@ -242,16 +242,23 @@ class ReteachBox(QGroupBox):
         self.dialog = dialog
         dialog.show()
 
-    def switch(self, candidate: ReteachCandidate) -> str | None:
-        try:
-            folder = switch_to(candidate, self.ctx.audit, role=self.ctx.role)
-        except Exception as exc:  # noqa: BLE001 - e.g. a full disk: said, the running version stays
-            self.report("re-teach", f"the new version was not saved: {exc}", "")
-            return None
+    def switch(self, candidate: ReteachCandidate) -> Job:
+        """Save the new version (on a worker: a deep detector's state is tens of MB), then inspect with it."""
+        audit, role = self.ctx.audit, self.ctx.role
+        job = Job(lambda _p, _c: switch_to(candidate, audit, role=role), name="reteach-save", parent=self)
+        job.finished.connect(lambda folder: self._saved(folder, candidate))
+        job.failed.connect(lambda msg, tb: self._ended(f"the new version was not saved: {msg}; "
+                                                       f"{candidate.old.label} stays in use", tb))
+        self.busy.begin(f"saving {candidate.comparison.new_label}")
+        self.job = job
+        self.refresh()
+        return job.start()
+
+    def _saved(self, folder: Path, candidate: ReteachCandidate) -> None:
+        self._ended("", "")
         self.ctx.recipe_saved(folder)
         self.choose(str(folder), f"re-taught from {candidate.old.label}")
         self.refresh()
-        return str(folder)
 
     def rollback(self) -> str | None:
         folder = self._folder()
