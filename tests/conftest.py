@@ -58,6 +58,32 @@ def _collect_garbage_between_tests():
     gc.collect()
 
 
+@pytest.fixture(scope="module")
+def store_home(tmp_path_factory):
+    """A weights store of the test module's own (never the user's); the module points STATION_HOME at
+    it for each of its tests (an autouse fixture of its own)."""
+    home = tmp_path_factory.mktemp("station-home")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("STATION_HOME", str(home))
+    yield home
+    patch.undo()
+
+
+@pytest.fixture(scope="module")
+def custom_weights(store_home, tmp_path_factory) -> str:
+    """Seeded random ResNet-18 weights, saved as a torchvision state dict and imported into
+    ``store_home`` like a real weights file (with the explicit custom flag); returns the detector's
+    ``weights`` value."""
+    import torch
+
+    from station.weights import WeightsStore, random_state_dict
+
+    path = tmp_path_factory.mktemp("w") / "resnet18_seed0.pth"
+    torch.save(random_state_dict("resnet18", 0), path)
+    stored = WeightsStore(store_home / "weights").import_file(path, allow_custom=True)
+    return f"custom:{stored.sha256[:16]}"
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)

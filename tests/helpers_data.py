@@ -10,6 +10,26 @@ import numpy as np
 from station.core.images import save_image
 
 
+def part_images(n: int, seed: int = 0, shape=(72, 88)) -> list[np.ndarray]:
+    """A textured RGB part for the backbone detectors: fixed stripes and a disc, a little noise and
+    shift per image."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:shape[0], 0:shape[1]]
+    out = []
+    for _ in range(n):
+        dx, dy = rng.integers(-1, 2, size=2)
+        base = 120 + 40 * np.sin((xx + dx) / 3.0) + 30 * (((xx - 44 - dx) ** 2 + (yy - 36 - dy) ** 2) < 300)
+        out.append(np.clip(base[..., None] + rng.normal(0, 4, (*shape, 3)), 0, 255).astype(np.uint8))
+    return out
+
+
+def with_defect(image: np.ndarray) -> np.ndarray:
+    """A magenta square on a copy of a :func:`part_images` image."""
+    img = image.copy()
+    img[10:22, 60:72] = (255, 0, 255)
+    return img
+
+
 def draw_part(rng: np.random.Generator, size: int = 96, defect: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """A gray disc with a ring and mild noise; ``defect`` ("spot" or "scratch") adds a dark/bright
     mark. Returns ``(rgb image, defect mask)``."""

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers_data import make_mvtec_category
+from helpers_data import make_mvtec_category, part_images, with_defect
 
 from station.bench import BenchConfig, run_case
 from station.cli.main import main
@@ -28,50 +28,14 @@ from station.detectors.padim import detector as detector_module
 from station.detectors.padim.gaussian import GaussianAccumulator, inverse_spd, random_channels
 from station.detectors.padim.network import ChannelSelection, Mahalanobis
 from station.detectors.runtime import build_detector
-from station.weights import WeightsError, WeightsStore, random_state_dict
+from station.weights import WeightsError
 
 SIZE = 64  # network input: an 8x8 feature grid, fast on two cores
-
-
-@pytest.fixture(scope="module")
-def store_home(tmp_path_factory):
-    home = tmp_path_factory.mktemp("station-home")
-    patch = pytest.MonkeyPatch()
-    patch.setenv("STATION_HOME", str(home))
-    yield home
-    patch.undo()
-
-
-@pytest.fixture(scope="module")
-def custom_weights(store_home, tmp_path_factory) -> str:
-    """Seeded random ResNet-18 weights imported like a real weights file (explicit custom flag)."""
-    path = tmp_path_factory.mktemp("w") / "resnet18_seed0.pth"
-    torch.save(random_state_dict("resnet18", 0), path)
-    stored = WeightsStore(store_home / "weights").import_file(path, allow_custom=True)
-    return f"custom:{stored.sha256[:16]}"
 
 
 @pytest.fixture(autouse=True)
 def _home(store_home, monkeypatch):
     monkeypatch.setenv("STATION_HOME", str(store_home))
-
-
-def part_images(n: int, seed: int = 0, shape=(72, 88)) -> list[np.ndarray]:
-    """A textured part: fixed stripes and a disc, a little noise and shift per image."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:shape[0], 0:shape[1]]
-    out = []
-    for _ in range(n):
-        dx, dy = rng.integers(-1, 2, size=2)
-        base = 120 + 40 * np.sin((xx + dx) / 3.0) + 30 * (((xx - 44 - dx) ** 2 + (yy - 36 - dy) ** 2) < 300)
-        out.append(np.clip(base[..., None] + rng.normal(0, 4, (*shape, 3)), 0, 255).astype(np.uint8))
-    return out
-
-
-def with_defect(image: np.ndarray) -> np.ndarray:
-    img = image.copy()
-    img[10:22, 60:72] = (255, 0, 255)
-    return img
 
 
 def make(custom_weights: str, **kw) -> PaDiM:

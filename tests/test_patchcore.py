@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers_data import part_images, with_defect
 
 from station.core.devices import DeviceChoice
 from station.core.progress import Cancelled, CancelToken
@@ -22,53 +23,14 @@ from station.detectors.patchcore.embedding import PatchEmbedding
 from station.detectors.patchcore.geometry import InputGeometry
 from station.detectors.patchcore.network import GaussianBlur, PatchScorer
 from station.detectors.runtime import load_inspector, teach_detector
-from station.weights import WeightsError, WeightsStore, random_state_dict
+from station.weights import WeightsError
 
 SIZE = 64  # network input: an 8x8 feature grid, fast on two cores
-
-
-@pytest.fixture(scope="module")
-def store_home(tmp_path_factory):
-    """A weights store of this module's own (never the user's)."""
-    home = tmp_path_factory.mktemp("station-home")
-    patch = pytest.MonkeyPatch()
-    patch.setenv("STATION_HOME", str(home))
-    yield home
-    patch.undo()
-
-
-@pytest.fixture(scope="module")
-def custom_weights(store_home, tmp_path_factory) -> str:
-    """Seeded random ResNet-18 weights, saved as a torchvision state dict and imported like a real
-    weights file (with the explicit custom flag); returns the detector's ``weights`` value."""
-    path = tmp_path_factory.mktemp("w") / "resnet18_seed0.pth"
-    torch.save(random_state_dict("resnet18", 0), path)
-    stored = WeightsStore(store_home / "weights").import_file(path, allow_custom=True)
-    return f"custom:{stored.sha256[:16]}"
 
 
 @pytest.fixture(autouse=True)
 def _home(store_home, monkeypatch):
     monkeypatch.setenv("STATION_HOME", str(store_home))
-
-
-def part_images(n: int, seed: int = 0, shape=(72, 88)) -> list[np.ndarray]:
-    """A textured part: fixed stripes and a disc, a little noise and shift per image."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:shape[0], 0:shape[1]]
-    out = []
-    for _ in range(n):
-        dx, dy = rng.integers(-1, 2, size=2)
-        base = 120 + 40 * np.sin((xx + dx) / 3.0) + 30 * (((xx - 44 - dx) ** 2 + (yy - 36 - dy) ** 2) < 300)
-        img = np.clip(base[..., None] + rng.normal(0, 4, (*shape, 3)), 0, 255).astype(np.uint8)
-        out.append(img)
-    return out
-
-
-def with_defect(image: np.ndarray) -> np.ndarray:
-    img = image.copy()
-    img[10:22, 60:72] = (255, 0, 255)
-    return img
 
 
 def make(custom_weights: str, **kw) -> PatchCore:
