@@ -83,3 +83,16 @@ def test_an_archived_ng_part_the_new_version_would_pass_is_flagged_first(tmp_pat
     first = cand.comparison.changes()[0]
     assert first.danger and first.frame_id == 5
     assert cand.comparison.warnings()[0].startswith("WARNING: 1 archived NG part(s) that nobody marked")
+
+
+def test_the_demo_parts_pool_renders_its_samples_again(tmp_path):
+    import numpy as np
+
+    from station.acquisition.synthetic import SyntheticPart
+
+    pool = SamplePool(tmp_path / "demo")
+    assert pool.record_rendered(0, 64, [7, 9]) == 2
+    images, used, problems = pool.load()
+    assert [s.id for s in used] == ["t0001", "t0002"] and problems == []
+    np.testing.assert_array_equal(images[1], SyntheticPart(seed=0, size=64).render(9).image)
+    assert not (pool.folder / "images").exists()  # nothing but the list is written

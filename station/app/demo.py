@@ -12,6 +12,7 @@ import logging
 from pathlib import Path
 
 from station.app.audit import AuditLog
+from station.app.sample_pool import SamplePool
 from station.core.progress import CancelToken, ProgressCallback, checkpoint, report
 from station.core.recipe import RecipeError, load_recipe, save_recipe, versions
 from station.detectors.runtime import teach_detector
@@ -78,6 +79,10 @@ def teach_demo_recipe(
     checkpoint(cancel)  # a cancel during the last step must not save
     result.recipe.notes = "The synthetic demo part, taught automatically on first start."
     folder = save_recipe(result.recipe, Path(models_dir) / part)
+    try:  # so the demo can be re-taught from the line like a taught part (station.app.reteach)
+        SamplePool(folder.parent).record_rendered(DEMO_SEED, DEMO_SIZE, range(DEMO_FIRST_INDEX, DEMO_FIRST_INDEX + total))
+    except (OSError, ValueError) as exc:
+        log.warning("the demo part's samples were not recorded for re-teaching: %s", exc)
     if audit is not None:
         audit.record("recipe.created", result.recipe.label, None, str(folder), role="system",
                      note="demo part taught on first start", threshold=result.recipe.threshold,

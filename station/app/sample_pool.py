@@ -8,7 +8,8 @@ Where it lives: ``<models>/<part>/pool/`` beside the part's versions (``versions
     models/<part>/pool/images/*.png     captured teach samples and copies of marked false rejects
 
 A teach sample imported from a folder is referenced by its path, not copied (bottle's 209 training
-images would be ~300 MB again); captured samples exist nowhere else, so they are written here. A
+images would be ~300 MB again); captured samples exist nowhere else, so they are written here. The
+demo part's samples are rendered again from their seed and index (``synthetic://demo?...&index=N``). A
 marked false reject is *copied* out of the NG archive, whose disk quota deletes the oldest images.
 
 The mark itself is the pool entry: one home, written atomically (temporary file, then rename), so it
@@ -34,6 +35,7 @@ from station.core.images import ImageLoadError, load_image, save_image
 POOL_DIR = "pool"
 MANIFEST = "pool.json"
 TEACH, FALSE_REJECT = "teach", "false_reject"
+SYNTHETIC = "synthetic://"
 
 
 class PoolError(ValueError):
@@ -90,6 +92,18 @@ class SamplePool:
         """The marked false rejects by :func:`result_key` of their row."""
         return {s.result["key"]: s for s in self.false_rejects() if s.result.get("key")}
 
+    @staticmethod
+    def _rendered(file: str) -> np.ndarray | None:
+        """The demo part's sample ``synthetic://demo?seed=S&size=N&index=I``, rendered; None for a file."""
+        if not file.startswith(SYNTHETIC):
+            return None
+        from urllib.parse import parse_qs, urlsplit
+
+        from station.acquisition.synthetic import SyntheticPart
+
+        q = {k: int(v[-1]) for k, v in parse_qs(urlsplit(file).query).items()}
+        return SyntheticPart(seed=q.get("seed", 0), size=q.get("size", 256)).render(q["index"]).image
+
     def path_of(self, sample: PoolSample) -> Path:
         p = Path(sample.file)
         return p if p.is_absolute() else self.folder / p
@@ -101,9 +115,10 @@ class SamplePool:
         for s in self.samples() if samples is None else samples:
             path = self.path_of(s)
             try:
-                images.append(load_image(path))
+                rendered = self._rendered(s.file)
+                images.append(rendered if rendered is not None else load_image(path))
                 used.append(s)
-            except (ImageLoadError, OSError) as exc:
+            except (ImageLoadError, OSError, KeyError, ValueError) as exc:
                 problems.append(f"{s.kind.replace('_', ' ')} sample {s.id} ({path}): {exc}")
         return images, used, problems
 
@@ -146,6 +161,15 @@ class SamplePool:
         self._write(new + kept)
         for stale in old_files:
             stale.unlink(missing_ok=True)
+        return len(new)
+
+    def record_rendered(self, seed: int, size: int, indices: Sequence[int]) -> int:
+        """Make the demo part's rendered samples the pool's teach samples (nothing written but the list)."""
+        kept = [s for s in self.samples() if s.kind != TEACH]
+        now = _now()
+        new = [PoolSample(f"t{k + 1:04d}", TEACH, f"{SYNTHETIC}demo?seed={seed}&size={size}&index={i}",
+                          f"synthetic demo part {i}", now) for k, i in enumerate(indices)]
+        self._write(new + kept)
         return len(new)
 
     def mark(self, row: dict[str, Any], image_path: Path, audit: AuditLog | None = None,
