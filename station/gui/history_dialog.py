@@ -4,7 +4,8 @@ archived image of an NG part and a CSV export for the quality department.
 Reading runs on a worker thread (:class:`~station.gui.workers.Job`) and is bounded by
 :data:`~station.app.history.ROW_LIMIT` rows; a newer refresh makes older answers stale (generation
 counter), so changing filters quickly never shows an old result. The live pipeline may write the
-database meanwhile: readers use their own read-only connections (WAL).
+database meanwhile: readers use their own read-only connections (WAL). Given the station's context,
+an engineer marks NG parts as false rejects here (``history_marks``: the mark bar under the image).
 """
 
 from __future__ import annotations
