@@ -11,14 +11,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import torch
 
 from station.acquisition.folder import FolderSource
 from station.cli.main import main
 from station.core.recipe import load_recipe
 from station.detectors.base import available_detectors
 from station.live.pipeline import LivePipeline
-from station.weights import WeightsStore, random_state_dict
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -75,19 +73,6 @@ def write_category(root: Path, name: str, seed: int = 0) -> Path:
 
 
 # --- detectors with tiny budgets --------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def random_weights(tmp_path_factory) -> str:
-    """Seeded random ResNet-18 weights imported into this module's own store (STATION_HOME)."""
-    home = tmp_path_factory.mktemp("home")
-    patch = pytest.MonkeyPatch()
-    patch.setenv("STATION_HOME", str(home))
-    path = tmp_path_factory.mktemp("w") / "resnet18_seed0.pth"
-    torch.save(random_state_dict("resnet18", 0), path)
-    stored = WeightsStore(home / "weights").import_file(path, allow_custom=True)
-    yield f"custom:{stored.sha256[:16]}"
-    patch.undo()
-
-
 def detector_params(kind: str, weights: str) -> dict:
     return {
         "variation": {},
@@ -123,12 +108,12 @@ def teach_and_eval(kind: str, category: Path, tmp_path: Path, weights: str, extr
 
 @pytest.mark.parametrize("set_name", ["strips", "crops", "large"])
 @pytest.mark.parametrize("kind", KINDS)
-def test_mixed_sizes_teach_evaluate_and_inspect_live(kind, set_name, tmp_path, random_weights, capsys):
+def test_mixed_sizes_teach_evaluate_and_inspect_live(kind, set_name, tmp_path, custom_weights, capsys):
     if set_name == "large" and kind != "variation":
         # large frames with the deep detectors: in test_tiles.py (down-scaled and tiled)
         pytest.skip("covered by test_tiles.py")
     category = write_category(tmp_path / set_name, set_name)
-    models, metrics, maps = teach_and_eval(kind, category, tmp_path, random_weights)
+    models, metrics, maps = teach_and_eval(kind, category, tmp_path, custom_weights)
     text = capsys.readouterr().out
     assert "have other sizes than the first" in text  # the user is told what was done with them
 
@@ -158,9 +143,9 @@ def test_mixed_sizes_teach_evaluate_and_inspect_live(kind, set_name, tmp_path, r
 
 
 @pytest.mark.parametrize("kind", ["patchcore", "variation"])
-def test_pad_keeps_the_aspect_of_crops(kind, tmp_path, random_weights):
+def test_pad_keeps_the_aspect_of_crops(kind, tmp_path, custom_weights):
     category = write_category(tmp_path / "crops", "crops", seed=1)
-    models, metrics, maps = teach_and_eval(kind, category, tmp_path, random_weights, ["-pfit=pad"])
+    models, metrics, maps = teach_and_eval(kind, category, tmp_path, custom_weights, ["-pfit=pad"])
     geometry = load_recipe(models).preprocessing["geometry"]
     assert geometry["fit"] == "pad" and not geometry["delegate"]
     assert sorted(m.shape for m in maps) == sorted(tuple(s) for s in SETS["crops"][2])
@@ -168,9 +153,9 @@ def test_pad_keeps_the_aspect_of_crops(kind, tmp_path, random_weights):
         assert metrics["metrics"]["overall"]["pixel_roc_auc"] >= MIN_PIXEL_AUC[kind] - 0.1
 
 
-def test_tiles_on_strips_evaluate_at_the_original_resolution(tmp_path, random_weights):
+def test_tiles_on_strips_evaluate_at_the_original_resolution(tmp_path, custom_weights):
     category = write_category(tmp_path / "strips", "strips", seed=2)
-    models, metrics, maps = teach_and_eval("patchcore", category, tmp_path, random_weights,
+    models, metrics, maps = teach_and_eval("patchcore", category, tmp_path, custom_weights,
                                            ["-pfit=tiles", "-pwork_size=256", "-ptile_overlap=0.25"])
     geometry = load_recipe(models).preprocessing["geometry"]
     assert geometry["fit"] == "tiles" and geometry["size"] == [256, 256]
@@ -178,7 +163,7 @@ def test_tiles_on_strips_evaluate_at_the_original_resolution(tmp_path, random_we
     assert metrics["metrics"]["overall"]["pixel_roc_auc"] >= MIN_PIXEL_AUC["patchcore"]
 
 
-def test_a_frame_the_recipe_cannot_serve_is_one_line(tmp_path, random_weights, capsys):
+def test_a_frame_the_recipe_cannot_serve_is_one_line(tmp_path, custom_weights, capsys):
     category = write_category(tmp_path / "strips", "strips")
     models = tmp_path / "m"
     assert main(["train", "--data", str(category), "--detector", "variation", "--out", str(models)]) == 0

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from station.core.inspection import Inspector
 from station.detectors.runtime import teach_detector
-from station.weights import WeightsStore, random_state_dict
 
 pytestmark = [pytest.mark.timeout(900), pytest.mark.slow]
 
@@ -33,34 +31,22 @@ def surface(seed: int, shape=(SIDE, SIDE), defect: tuple[int, int] | None = None
     return np.repeat(image[..., None], 3, axis=2)
 
 
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory) -> str:
-    home = tmp_path_factory.mktemp("home")
-    patch = pytest.MonkeyPatch()
-    patch.setenv("STATION_HOME", str(home))
-    path = tmp_path_factory.mktemp("w") / "resnet18_seed0.pth"
-    torch.save(random_state_dict("resnet18", 0), path)
-    stored = WeightsStore(home / "weights").import_file(path, allow_custom=True)
-    yield f"custom:{stored.sha256[:16]}"
-    patch.undo()
-
-
 def params(weights: str, **extra) -> dict:
     return {"backbone": "resnet18", "weights": weights, "input_size": 256, "embedding_dim": 64,
             "coreset_ratio": 0.02, **extra}
 
 
-def test_tiles_find_a_5px_defect_the_down_scaled_detector_misses(weights):
+def test_tiles_find_a_5px_defect_the_down_scaled_detector_misses(custom_weights):
     frame = surface(99, defect=DEFECT)
 
-    plain = teach_detector("plain", [surface(0)], [surface(1)], "patchcore", params(weights), device="cpu",
+    plain = teach_detector("plain", [surface(0)], [surface(1)], "patchcore", params(custom_weights), device="cpu",
                            min_defect_area_px=9)
     assert plain.recipe.preprocessing["geometry"]["delegate"]  # the detector's own resize, as before
     p = Inspector(plain.recipe, plain.detector).inspect(frame)
     plain_good = max(plain.recipe.validation["scores"])
 
     tiled = teach_detector("tiles", [surface(0, (1024, 1024))], [surface(1, (512, 768))], "patchcore",
-                  params(weights, fit="tiles", tile_overlap=0.0), device="cpu",
+                  params(custom_weights, fit="tiles", tile_overlap=0.0), device="cpu",
                            min_defect_area_px=9)
     assert tiled.recipe.preprocessing["geometry"]["size"] == [256, 256]
     t = Inspector(tiled.recipe, tiled.detector).inspect(frame)
