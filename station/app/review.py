@@ -22,6 +22,7 @@ from station.core.datasets import (
     open_dataset,
     split_validation,
 )
+from station.core.detectability import DetectabilityError, DetectabilityTable, load_detectability
 from station.core.evaluation import EvaluationResult, ImageCallback, evaluate
 from station.core.images import load_image
 from station.core.inspection import InspectionResult
@@ -91,6 +92,8 @@ class ReviewOutcome:
     data: Path
     taught: Path | None = None  # the recipe folder taught first, if any
     samples: list[Sample] = field(default_factory=list)
+    detectability: DetectabilityTable | None = None  # stored with the recipe (station eval --synthetic, wizard)
+    detectability_note: str = ""  # why there is none, or what is wrong with the stored one
 
 
 def teach_from_category(category: MVTecCategory, kind: str, models_dir: Path, max_train: int = 0,
@@ -147,7 +150,14 @@ def run_review(request: ReviewRequest, progress: ProgressCallback | None = None,
     samples = category.test()
     result = evaluate(inspector, category, batch_size=request.batch_size, progress=progress, cancel=cancel,
                       on_image=on_image)
-    return ReviewOutcome(result, recipe, labelled, Path(request.data), taught, samples)
+    try:
+        table, note = load_detectability(recipe.path), ""
+    except DetectabilityError as exc:
+        table, note = None, str(exc)
+    if table is None and not note:
+        note = (f"not measured for {recipe.label}: station eval --synthetic {recipe.path} (or Measure on the "
+                "teach-in wizard's threshold page)")
+    return ReviewOutcome(result, recipe, labelled, Path(request.data), taught, samples, table, note)
 
 
 def inspection_of(outcome: ReviewOutcome, index: int) -> tuple[np.ndarray, InspectionResult, np.ndarray | None]:
@@ -195,4 +205,5 @@ def export_report(outcome: ReviewOutcome, out_dir: str | Path, progress: Progres
                                                    for r, m in zip(records, outcome.result.maps, strict=True)})
     extra = {"data": str(outcome.data), "recipe_path": str(outcome.recipe.path), "labelled": outcome.labelled}
     write_report(outcome.result, out, extra=extra)
-    return write_html_report(outcome.result, out, lambda rec: overlays.get(id(rec)), extra, outcome.labelled)
+    return write_html_report(outcome.result, out, lambda rec: overlays.get(id(rec)), extra, outcome.labelled,
+                             detectability=outcome.detectability)

@@ -13,7 +13,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from station.core.detectability import DetectabilityTable
 from station.core.evaluation import EvaluationResult, ImageRecord
+from station.core.synthetic_defects import KIND_NAMES
 
 # (heading, metric key, what it means) -- the Review window's metrics table uses the same words
 METRIC_HELP: list[tuple[str, str, str]] = [
@@ -69,10 +71,29 @@ def _misses_section(title: str, empty: str, records: list[ImageRecord], overlay:
     return f"<h3>{title}</h3><div class='figs'>{''.join(_figure(r, overlay(r)) for r in records)}</div>"
 
 
+def _detectability_section(table: DetectabilityTable) -> str:
+    """Recall on synthetic defects: the sentences, then a table per kind (areas x contrasts)."""
+    sentences = "".join(f"<li>{html.escape(s[0].upper() + s[1:])}.</li>" for s in table.sentences())
+    blocks = []
+    for k, kind in enumerate(table.kinds):
+        head = "".join(f"<th>{c:g}</th>" for c in table.contrasts)
+        rows = "".join(
+            f"<tr><th>{'&lt; ' if area < table.min_defect_area_px else ''}{html.escape(table.area_text(area))}</th>"
+            + "".join(f"<td>{round(float(r) * 100)} %</td>" for r in table.recall[k, a]) + "</tr>"
+            for a, area in enumerate(table.areas_px))
+        blocks.append(f"<table class='metrics'><caption>{html.escape(KIND_NAMES[kind])}</caption><tr><th>area / "
+                      f"contrast (grey levels)</th>{head}</tr>{rows}</table>")
+    return (f"<h2>What it will catch: synthetic defects</h2><p class='note'>{html.escape(table.header())}. "
+            f"&lt;: below the minimum defect area (not to be found by design).</p><ul>{sentences}</ul>"
+            f"<div class='figs'>{''.join(blocks)}</div>")
+
+
 def render_html(result: EvaluationResult, overlay: OverlayPath, extra: dict[str, Any] | None = None,
-                labelled: bool = True, files: Sequence[tuple[str, str]] = ()) -> str:
+                labelled: bool = True, files: Sequence[tuple[str, str]] = (),
+                detectability: DetectabilityTable | None = None) -> str:
     """The report as one HTML document; ``overlay(record)`` gives an overlay's relative path (or
-    ``None``); ``files`` lists (relative path, what it holds) of the other files of the report."""
+    ``None``); ``files`` lists (relative path, what it holds) of the other files of the report;
+    ``detectability``: the recipe's stored recall on synthetic defects, if any."""
     extra = extra or {}
     n_bad = sum(r.is_anomalous for r in result.records)
     wrong = sum(not r.correct for r in result.records) if labelled else None
@@ -111,6 +132,8 @@ def render_html(result: EvaluationResult, overlay: OverlayPath, extra: dict[str,
     else:
         top = sorted(result.records, key=lambda r: -r.score)[:MAX_MISSES]
         parts.append(_misses_section("Highest scores", "no images", top, overlay))
+    if detectability is not None:
+        parts.append(_detectability_section(detectability))
     if files:
         items = "".join(f"<li><a href='{html.escape(f)}'>{html.escape(f)}</a>: {html.escape(what)}</li>"
                         for f, what in files)
@@ -126,7 +149,8 @@ def render_html(result: EvaluationResult, overlay: OverlayPath, extra: dict[str,
 
 
 def write_html_report(result: EvaluationResult, out_dir: str | Path, overlay: OverlayPath,
-                      extra: dict[str, Any] | None = None, labelled: bool = True) -> Path:
+                      extra: dict[str, Any] | None = None, labelled: bool = True,
+                      detectability: DetectabilityTable | None = None) -> Path:
     """Write ``report.html`` into ``out_dir`` (beside the other files of the report); returns its path."""
     out = Path(out_dir)
     known = {"metrics.json": "every number, per image too", "metrics.csv": "the metrics table",
@@ -136,6 +160,6 @@ def write_html_report(result: EvaluationResult, out_dir: str | Path, overlay: Ov
     files = [(name, what) for name, what in known.items() if (out / name).exists()]
     path = out / "report.html"
     tmp = path.with_suffix(".html.tmp")
-    tmp.write_text(render_html(result, overlay, extra, labelled, files), encoding="utf-8")
+    tmp.write_text(render_html(result, overlay, extra, labelled, files, detectability), encoding="utf-8")
     os.replace(tmp, path)
     return path

@@ -9,18 +9,21 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
     QHeaderView,
+    QLabel,
     QTableWidget,
     QTableWidgetItem,
     QTabWidget,
+    QVBoxLayout,
     QWidget,
 )
 
 from station.app.review import ReviewOutcome
 from station.core.report_html import METRIC_HELP, SUBSET_HELP
+from station.gui.detectability_view import DetectabilityView
 
 
 class MetricsView(QTabWidget):
-    """Tab 0: the metrics table; tab 1: the curves."""
+    """Tab 0: the metrics table; tab 1: the curves; tab 2: the recipe's detectability."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -47,17 +50,34 @@ class MetricsView(QTabWidget):
         cl.setContentsMargins(0, 0, 0, 0)
         cl.addWidget(self.roc_plot)
         cl.addWidget(self.pro_plot)
+        # the recipe's stored recall on synthetic defects (station eval --synthetic, the wizard's Measure)
+        self.detectability = DetectabilityView()
+        self.detectability_note = QLabel()
+        self.detectability_note.setWordWrap(True)
+        self.detectability_note.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        detect = QWidget()
+        dl = QVBoxLayout(detect)
+        dl.setContentsMargins(0, 0, 0, 0)
+        dl.addWidget(self.detectability_note)
+        dl.addWidget(self.detectability, 1)
         self.addTab(self.metrics, "Metrics")
         self.addTab(curves, "Curves")
+        self.addTab(detect, "Detectability")
 
     def clear_all(self) -> None:
         self.metrics.setRowCount(0)
+        self.detectability.set_table(None)
+        self.detectability_note.setText("")
         self.roc_plot.clear()
         self.pro_plot.clear()
 
     def show_outcome(self, outcome: ReviewOutcome) -> None:
         res = outcome.result
         self.clear_all()
+        self.detectability.set_table(outcome.detectability)
+        self.detectability.setVisible(outcome.detectability is not None)
+        self.detectability_note.setText(outcome.detectability_note)
+        self.detectability_note.setVisible(bool(outcome.detectability_note))
         if outcome.labelled:
             for name, m in res.metrics.items():
                 r = self.metrics.rowCount()
