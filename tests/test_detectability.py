@@ -74,7 +74,7 @@ def test_recall_rises_with_the_area_and_rescoring_needs_no_detector(taught):
     cache = compute_maps(Inspector(recipe, det), val, grid)
     calls = det.calls
     table = cache.score(recipe.threshold, recipe.min_defect_area_px)
-    dark = table.recall[0, :, 1]  # dark spots at the high contrast
+    dark = table.recall[0, :, 0]  # dark spots at the low contrast
     assert dark[0] == 0.0 and dark[-1] == 1.0  # a tiny spot is not found, a big one always
     assert np.all(np.diff(dark) >= 0), dark  # never falls as the area grows
     assert table.counts.sum() == grid.n_samples and table.counts.min() == grid.per_cell

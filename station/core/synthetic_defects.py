@@ -24,6 +24,7 @@ the same generator state gives the same defect at every contrast.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import cv2
@@ -57,17 +58,28 @@ class PastedDefect:
         return full
 
 
-def _center(allowed: np.ndarray, radius: float, rng: np.random.Generator) -> tuple[int, int]:
-    """A pixel of ``allowed`` at least ``radius`` from its border where there is one (the whole
-    defect then lies inside), else any pixel of ``allowed``."""
-    r = int(min(radius, min(allowed.shape) / 4))
-    inner = allowed
-    if r >= 1:
-        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
-        inner = cv2.erode(allowed.view(np.uint8), kernel, borderValue=0).astype(bool)
-        if not inner.any():
-            inner = allowed
-    ys, xs = np.nonzero(inner)
+def _center(allowed: np.ndarray, radius: float, rng: np.random.Generator,
+            ok: Callable[[int, int], bool] | None = None, tries: int = 256) -> tuple[int, int]:
+    """A pixel of ``allowed`` (where ``ok(x, y)`` holds) whose circle of ``radius`` lies in ``allowed``
+    too (tested at 8 points: the whole defect then lies inside), drawn by rejection -- cheap on a
+    large image; after ``tries`` misses any pixel of ``allowed`` where ``ok`` holds, else any at all."""
+    H, W = allowed.shape
+    rows, cols = np.flatnonzero(allowed.any(axis=1)), np.flatnonzero(allowed.any(axis=0))
+    r = min(radius, min(rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1) / 4)
+    angles = np.arange(8) * (math.pi / 4)
+    ox, oy = np.rint(r * np.cos(angles)).astype(int), np.rint(r * np.sin(angles)).astype(int)
+    for _ in range(tries):
+        x, y = int(rng.integers(cols[0], cols[-1] + 1)), int(rng.integers(rows[0], rows[-1] + 1))
+        if not allowed[y, x] or (ok is not None and not ok(x, y)):
+            continue
+        px, py = x + ox, y + oy
+        if px.min() >= 0 and py.min() >= 0 and px.max() < W and py.max() < H and allowed[py, px].all():
+            return x, y
+    ys, xs = np.nonzero(allowed)
+    if ok is not None:
+        good = np.array([ok(int(x), int(y)) for x, y in zip(xs[::97], ys[::97], strict=True)], dtype=bool)
+        if good.any():  # a sparse look for a pixel where ok holds: enough for a fallback
+            xs, ys = xs[::97][good], ys[::97][good]
     k = int(rng.integers(len(ys)))
     return int(xs[k]), int(ys[k])
 
@@ -145,15 +157,14 @@ def paste_defect(image: np.ndarray, kind: str, area_px: float, contrast: float, 
         shape_mask = _scratch(area_px, min(H, W), rng)
     else:
         shape_mask = _blob(area_px, rng)
-    where = allowed
+    ok = None
     if kind in ("dark_spot", "bright_spot"):
-        # a dark spot on a black background changes nothing: spots go where the surface has room
-        # for the asked change (the whole allowed region if it has none anywhere)
-        gray = image if image.ndim == 2 else image.mean(axis=2)
-        room = gray >= contrast if kind == "dark_spot" else gray <= 255 - contrast
-        if (room & allowed).any():
-            where = room & allowed
-    center = _center(where, math.sqrt(area_px / math.pi), rng)
+        # a dark spot on a black background changes nothing: spots are centred where the surface
+        # has room for the asked change (anywhere if it has none)
+        def ok(x: int, y: int) -> bool:
+            grey = float(np.mean(image[y, x]))
+            return grey >= contrast if kind == "dark_spot" else grey <= 255 - contrast
+    center = _center(allowed, math.sqrt(area_px / math.pi), rng, ok)
     (x, y, w, h), local = _place(shape_mask, center, allowed)
     out = image.copy()
     region = out[y:y + h, x:x + w].astype(np.float32)
