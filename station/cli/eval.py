@@ -24,10 +24,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--images", type=int, default=8, help="--synthetic: held-out good images used (default 8)")
     p.add_argument("--per-cell", type=int, default=4,
                    help="--synthetic: defects per kind, area and contrast (default 4)")
-    p.add_argument("--contrasts", type=_floats, default=(10.0, 20.0, 40.0, 80.0),
-                   help="--synthetic: contrasts in grey levels (default 10,20,40,80)")
-    p.add_argument("--area-factors", type=_floats, default=(0.25, 0.5, 1.0, 2.0, 4.0, 8.0),
-                   help="--synthetic: areas as multiples of the minimum defect area (default 0.25,...,8)")
+    p.add_argument("--contrasts", type=_floats,
+                   help="--synthetic: contrasts in grey levels (default 10,20,40,80: DEFAULT_CONTRASTS)")
+    p.add_argument("--area-factors", type=_floats,
+                   help="--synthetic: areas as multiples of the minimum defect area (default "
+                        "0.25,0.5,1,4,16,64: station.core.detectability.DEFAULT_AREA_FACTORS)")
     p.add_argument("--seed", type=int, default=0, help="--synthetic: seed of the defects (default 0)")
     p.add_argument("--no-store", action="store_true", help="--synthetic: do not write detectability.json")
     p.add_argument("--out", type=Path, help="output folder (default: runs/eval-<part>-<time>)")
@@ -112,8 +113,8 @@ def run_synthetic(args: argparse.Namespace) -> int:
         raise SystemExit(f"error: {exc}") from None
     for path, msg in problems:
         print(f"skipped {path}: {msg}")
-    settings = DetectabilitySettings(area_factors=args.area_factors, contrasts=args.contrasts,
-                                     per_cell=args.per_cell, max_images=args.images, seed=args.seed)
+    chosen = {k: v for k, v in (("area_factors", args.area_factors), ("contrasts", args.contrasts)) if v}
+    settings = DetectabilitySettings(per_cell=args.per_cell, max_images=args.images, seed=args.seed, **chosen)
     t0 = time.perf_counter()
     detector = load_inspector(recipe, device=args.device, backend=args.backend).detector
     grid = settings.grid(recipe.min_defect_area_px)
