@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from station.cli import selftest
+from station.cli import selftest, selftest_detectors
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = ["--skip", "qt", "--skip", "detectors", "--skip", "camera", "--skip", "onnxruntime", "--skip", "synthetic"]
@@ -116,7 +116,7 @@ def test_a_detector_without_torch_is_not_installed_rather_than_failed(monkeypatc
     def no_torch(kind, frames, device):
         raise ModuleNotFoundError("No module named 'torch'", name="torch")
 
-    monkeypatch.setattr(selftest, "_teach_and_inspect", no_torch)
+    monkeypatch.setattr(selftest_detectors, "_teach_and_inspect", no_torch)
     result = selftest.run_checks(skip={"qt", "camera", "onnxruntime", "device", "weights"})
     by_name = {r.name: r for r in result}
     assert by_name["detector:patchcore"].status == "skip" and "not installed" in by_name["detector:patchcore"].detail
@@ -127,6 +127,6 @@ def test_an_unrelated_missing_module_is_a_failure(monkeypatch):
     def broken(kind, frames, device):
         raise ModuleNotFoundError("No module named 'scipy.ndimage'", name="scipy.ndimage")
 
-    monkeypatch.setattr(selftest, "_teach_and_inspect", broken)
+    monkeypatch.setattr(selftest_detectors, "_teach_and_inspect", broken)
     result = selftest.run_checks(skip={"qt", "camera", "onnxruntime", "device", "weights"})
     assert {r.name: r.status for r in result}["detector:variation"] == "fail"
