@@ -200,13 +200,16 @@ def test_retune_in_teach_mode(qtbot, ctx):
     panel.fill_recipes()
     panel.retune_pick.setCurrentIndex(0)
     panel.load_retune(panel.retune_pick.currentData())
-    qtbot.waitUntil(lambda: panel.retune_panel.estimate is not None, timeout=5000)
+    qtbot.waitUntil(lambda: panel.retune_recipe is not None and panel.retune_panel.estimate is not None,
+                    timeout=5000)
     assert not panel.retune_save.isEnabled()  # nothing changed yet
     with qtbot.waitSignal(panel.retune_panel.estimate_changed, timeout=5000):
         panel.retune_panel.set_area_px(90.0)
     assert panel.retune_save.isEnabled()
-    new = panel.save_retune()
-    assert new is not None and load_recipe(new).min_defect_area_px == 90.0
+    with qtbot.waitSignal(panel.recipe_saved, timeout=10000) as saved:
+        assert panel.save_retune() is not None
+    new = saved.args[0]
+    assert load_recipe(new).min_defect_area_px == 90.0
     actions = [e.action for e in ctx.audit.entries()[0]]
     assert "min_defect_area" in actions
     w.close()

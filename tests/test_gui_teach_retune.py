@@ -42,15 +42,17 @@ def test_the_retune_panel_loads_the_recipe_it_shows(qtbot, ctx):
     panel = _panel(qtbot, ctx)
     shown = panel.retune_pick.currentData()
     assert shown is not None
-    assert panel.retune_recipe is not None and str(panel.retune_recipe.path) == shown  # without picking it
-    qtbot.waitUntil(lambda: panel.retune_panel.estimate is not None, timeout=5000)
+    assert panel.retune_recipe is None and "loading" in panel.retune_info.text()  # on a worker
+    # loaded without picking it
+    qtbot.waitUntil(lambda: panel.retune_recipe is not None and panel.retune_panel.estimate is not None, timeout=5000)
+    assert str(panel.retune_recipe.path) == shown
     recipe = load_recipe(shown)
     assert panel.retune_panel.estimate.min_defect_area_px == recipe.min_defect_area_px
     assert f"{recipe.threshold:.5g}" in panel.retune_info.text()
     # another recipe picked: loaded too
     panel.retune_pick.setCurrentIndex(panel.retune_pick.findData(first))
     panel.retune_pick.activated.emit(panel.retune_pick.currentIndex())
-    assert str(panel.retune_recipe.path) == first
+    qtbot.waitUntil(lambda: panel.retune_recipe is not None and str(panel.retune_recipe.path) == first, timeout=5000)
 
 
 def _unsaved(qtbot, ctx) -> TeachPanel:
@@ -71,7 +73,9 @@ def test_opening_the_wizard_asks_about_an_unsaved_retune(qtbot, ctx):
     assert asked and panel.retune_unsaved and panel.retune_panel.estimate.min_defect_area_px == 33.0
     assert panel.wizard is None
     panel.ask_unsaved = lambda doing: "save"
-    wizard = panel.open_wizard()
+    with qtbot.waitSignal(panel.recipe_saved, timeout=10000):
+        assert panel.open_wizard() is None  # saved on a worker first, then the wizard opens
+    wizard = panel.wizard
     assert wizard is not None
     assert [v for v, _ in versions(ctx.models_dir / "gamma")] == [1, 2]
     assert load_recipe(ctx.models_dir / "gamma").min_defect_area_px == 33.0
@@ -87,3 +91,33 @@ def test_discarding_the_retune_reloads_the_recipe(qtbot, ctx):
     qtbot.waitUntil(lambda: panel.retune_panel.estimate is not None
                     and panel.retune_panel.estimate.min_defect_area_px != 33.0, timeout=5000)
     wizard.reject()
+
+
+def test_picking_another_recipe_after_saving_the_retune_shows_it(qtbot, ctx):
+    other = _taught(ctx, "zeta")  # listed after gamma, which the panel shows
+    panel = _unsaved(qtbot, ctx)
+    panel.ask_unsaved = lambda doing: "save"
+    panel.retune_pick.setCurrentIndex(panel.retune_pick.findData(other))
+    with qtbot.waitSignal(panel.recipe_saved, timeout=10000):
+        panel.retune_pick.activated.emit(panel.retune_pick.currentIndex())
+    assert [v for v, _ in versions(ctx.models_dir / "gamma")] == [1, 2]
+    qtbot.waitUntil(lambda: panel.retune_recipe is not None and str(panel.retune_recipe.path) == other, timeout=5000)
+    assert panel.retune_pick.currentData() == other and not panel.retune_unsaved
+
+
+def test_a_failed_save_keeps_the_change(qtbot, ctx, monkeypatch):
+    import station.gui.teach_mode as teach_mode
+
+    def full_disk(*_a, **_k):
+        raise OSError("No space left on device")
+
+    reported = []
+    panel = _unsaved(qtbot, ctx)
+    panel.report = lambda *a: reported.append(a)
+    monkeypatch.setattr(teach_mode, "retune_recipe", full_disk)
+    job = panel.save_retune()
+    assert job is not None and not panel.retune_save.isEnabled()  # no second save while one runs
+    qtbot.waitUntil(lambda: bool(reported), timeout=5000)
+    assert "No space left" in reported[0][1] and panel.retune_unsaved
+    assert panel.retune_panel.estimate.min_defect_area_px == 33.0
+    assert [v for v, _ in versions(ctx.models_dir / "gamma")] == [1]

@@ -1,4 +1,8 @@
-"""The recipes of the models folder, as the window lists them, and re-tuning one with an audit trail."""
+"""The recipes of the models folder, as the window lists them, and re-tuning one with an audit trail.
+
+Opening a recipe for re-tuning and saving the re-tuned version read and write all of its arrays
+(tens of MB for a deep detector): the window calls :func:`open_for_retune` and :func:`retune_recipe`
+on a worker, never on its own thread."""
 
 from __future__ import annotations
 
@@ -6,9 +10,20 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from station.app.audit import AuditLog
-from station.core.recipe import Recipe, exports_of, resolve_recipe_dir, save_recipe, version_number, versions
+from station.core.recipe import (
+    Recipe,
+    exports_of,
+    load_recipe,
+    resolve_recipe_dir,
+    save_recipe,
+    version_number,
+    versions,
+)
 from station.core.teach import validation_estimator
+from station.core.threshold import ThresholdEstimator
 
 _PART_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -60,6 +75,33 @@ def check_part_name(name: str) -> str | None:
 def next_version(models_dir: str | Path, part: str) -> int:
     found = versions(Path(models_dir) / part)
     return found[-1][0] + 1 if found else 1
+
+
+@dataclass(frozen=True)
+class RetuneSource:
+    """A saved recipe opened for re-tuning: the recipe, the threshold estimator over its stored
+    validation maps, those maps and the image shape their areas are counted in."""
+
+    recipe: Recipe
+    estimator: ThresholdEstimator
+    maps: list[np.ndarray]
+    shape: tuple[int, ...]
+
+    @property
+    def summary(self) -> str:
+        r = self.recipe
+        return (f"{r.label}: {r.detector_kind}, threshold {r.threshold:.5g} for {r.min_defect_area_px:g} px, "
+                f"{len(self.estimator)} validation images")
+
+
+def open_for_retune(path: str | Path) -> RetuneSource:
+    """Load the recipe at ``path`` with what re-tuning it needs. Raises ``RecipeError`` for a broken
+    recipe and ``ValueError`` for one without validation maps (each a one-line message)."""
+    recipe = load_recipe(path)
+    estimator = validation_estimator(recipe)
+    maps = recipe.validation_maps()
+    shape = tuple(recipe.validation.get("image_shape") or maps[0].shape)
+    return RetuneSource(recipe, estimator, maps, shape)
 
 
 def record_tuning(audit: AuditLog, target: str, old_threshold: float, new_threshold: float,

@@ -1,7 +1,11 @@
 """Teach mode (engineer): start the teach-in wizard for a new part or a new version, re-teach the recipe
 in use from its marked false rejects (``reteach_dialog``) or roll it back, or re-tune an existing
 recipe's minimum defect area (the threshold follows from its stored validation maps) and save the
-result as a new version. Every saved change is in the audit log."""
+result as a new version. Every saved change is in the audit log.
+
+Opening a recipe for the re-tune and saving its new version read and write all of the recipe's arrays:
+both run on workers (``station.app.recipes.open_for_retune`` / ``retune_recipe``), so the window never
+waits on the disk."""
 
 from __future__ import annotations
 
@@ -22,13 +26,13 @@ from PySide6.QtWidgets import (
 )
 
 from station.app.context import StationContext
-from station.app.recipes import list_recipes, retune_recipe
-from station.core.recipe import Recipe, load_recipe
-from station.core.teach import validation_estimator
+from station.app.recipes import RetuneSource, list_recipes, open_for_retune, recipe_label, retune_recipe
+from station.core.recipe import Recipe
 from station.gui.reteach_dialog import ReteachBox
 from station.gui.teach import TeachWizard
 from station.gui.threshold_panel import ThresholdPanel
 from station.gui.widgets import on_event
+from station.gui.workers import Job
 
 log = logging.getLogger(__name__)
 ErrorReporter = Callable[[str, str, str], None]
@@ -46,6 +50,9 @@ class TeachPanel(QWidget):
         self.wizard: TeachWizard | None = None
         self.retune_recipe: Recipe | None = None
         self._loaded_path: str | None = None  # the recipe the re-tune panel shows
+        self._load_serial = 0  # only the newest load's answer is shown
+        self._load_job: Job | None = None
+        self._save_job: Job | None = None
 
         home = QWidget()
         new_button = QPushButton("Teach a new part…")
@@ -101,7 +108,7 @@ class TeachPanel(QWidget):
         if self.wizard is not None:
             self.stack.setCurrentWidget(self.wizard)
             return self.wizard
-        if not self.settle_unsaved_retune("teaching a new part"):
+        if not self.settle_unsaved_retune("teaching a new part", then=self.open_wizard):
             return None
         wizard = TeachWizard(self.ctx, report=self.report)
         wizard.setWindowFlags(Qt.WindowType.Widget)  # embedded in the mode, not a separate dialog
@@ -150,13 +157,15 @@ class TeachPanel(QWidget):
             f"version before {doing}?", buttons.Save | buttons.Discard | buttons.Cancel, buttons.Save)
         return {buttons.Save: "save", buttons.Discard: "discard"}.get(answer, "cancel")
 
-    def settle_unsaved_retune(self, doing: str) -> bool:
-        """Before something replaces the re-tune: ask about an unsaved change. True to go on."""
+    def settle_unsaved_retune(self, doing: str, then: Callable[[], object] | None = None) -> bool:
+        """Before something replaces the re-tune: ask about an unsaved change. True to go on now; after
+        "save" the version is saved on a worker and ``then`` runs once it is saved (False here)."""
         if not self.retune_unsaved:
             return True
         answer = self.ask_unsaved(doing)
         if answer == "save":
-            return self.save_retune() is not None
+            self.save_retune(then=then)
+            return False
         if answer == "discard":
             self.load_retune(self._loaded_path)
             return True
@@ -166,54 +175,92 @@ class TeachPanel(QWidget):
         path = self.retune_pick.currentData()
         if path == self._loaded_path:
             return
-        if not self.settle_unsaved_retune("showing another recipe"):
+        if not self.settle_unsaved_retune("showing another recipe", then=lambda p=path: self._show_pick(p)):
             self.retune_pick.setCurrentIndex(max(0, self.retune_pick.findData(self._loaded_path)))
             return
         self.load_retune(self.retune_pick.currentData())
 
-    def load_retune(self, path: str | None) -> None:
+    def _show_pick(self, path: str) -> None:
+        i = self.retune_pick.findData(path)
+        if i >= 0:
+            self.retune_pick.setCurrentIndex(i)
+            self.load_retune(path)
+
+    def load_retune(self, path: str | None) -> Job | None:
+        """Show the recipe at ``path`` (loaded on a worker; the panel says so meanwhile)."""
         self.retune_recipe = None
         self._loaded_path = path
+        self._load_serial += 1
         self.retune_save.setEnabled(False)
         if not path:
             self.retune_info.setText("No recipe yet: teach a part first.")
+            return None
+        serial = self._load_serial
+        self.retune_info.setText(f"loading {recipe_label(path)}…")
+        job = Job(lambda _p, _c: open_for_retune(path), name="retune-load", parent=self)
+        job.finished.connect(lambda source: self._retune_loaded(serial, source))
+        job.failed.connect(lambda msg, _tb: self._retune_load_failed(serial, msg))
+        self._load_job = job.start()
+        return job
+
+    def _retune_loaded(self, serial: int, source: RetuneSource) -> None:
+        if serial != self._load_serial:  # another recipe was picked meanwhile
             return
-        try:
-            recipe = load_recipe(path)
-            estimator = validation_estimator(recipe)
-        except Exception as exc:  # noqa: BLE001 - a broken recipe is reported, the panel stays usable
-            self.retune_info.setText(f"<span style='color:#a50e0e'>{exc}</span>")
-            self.report("recipe", str(exc), "")
-            return
+        recipe = source.recipe
         self.retune_recipe = recipe
-        shape = tuple(recipe.validation.get("image_shape") or recipe.validation_maps()[0].shape)
-        self.retune_info.setText(f"{recipe.label}: {recipe.detector_kind}, threshold {recipe.threshold:.5g} for "
-                                 f"{recipe.min_defect_area_px:g} px, {len(estimator)} validation images")
-        self.retune_panel.set_validation(estimator.estimate, recipe.validation_maps(), shape,
+        self.retune_info.setText(source.summary)
+        self.retune_panel.set_validation(source.estimator.estimate, source.maps, source.shape,
                                          recipe.min_defect_area_px, pixel_size_mm=recipe.pixel_size_mm)
+
+    def _retune_load_failed(self, serial: int, message: str) -> None:
+        if serial != self._load_serial:
+            return
+        # a broken recipe is reported, the panel stays usable
+        self.retune_info.setText(f"<span style='color:#a50e0e'>{message}</span>")
+        self.report("recipe", message, "")
 
     def _retune_estimate(self, est) -> None:
         r = self.retune_recipe
-        self.retune_save.setEnabled(r is not None and est.min_defect_area_px != r.min_defect_area_px)
+        saving = self._save_job is not None
+        self.retune_save.setEnabled(r is not None and not saving and est.min_defect_area_px != r.min_defect_area_px)
 
-    def save_retune(self) -> str | None:
+    def save_retune(self, then: Callable[[], object] | None = None) -> Job | None:
+        """Save the re-tuned recipe as a new version on a worker; ``recipe_saved`` follows, then ``then``."""
         r = self.retune_recipe
         est = self.retune_panel.estimate
-        if r is None or est is None:
+        if r is None or est is None or self._save_job is not None:
             return None
-        try:
-            new = retune_recipe(r, est.min_defect_area_px, self.ctx.audit, role=self.ctx.role)
-        except Exception as exc:  # noqa: BLE001
-            self.report("recipe", f"re-tuned recipe not saved: {exc}", "")
-            return None
-        self.retune_save.setEnabled(False)  # saved: nothing left to lose while the list is refilled
+        area, audit, role = est.min_defect_area_px, self.ctx.audit, self.ctx.role
+        self.retune_save.setEnabled(False)
+        self.retune_info.setText(f"saving {r.label} with a minimum defect area of {area:g} px as a new version…")
+        job = Job(lambda _p, _c: retune_recipe(r, area, audit, role=role), name="retune-save", parent=self)
+        job.finished.connect(lambda new: self._retune_saved(new, then))
+        job.failed.connect(self._retune_save_failed)
+        self._save_job = job.start()
+        return job
+
+    def _retune_saved(self, new: Recipe, then: Callable[[], object] | None) -> None:
+        self._save_job = None
         self.fill_recipes()
-        self.retune_pick.setCurrentIndex(self.retune_pick.findData(str(new.path)))
-        self.load_retune(str(new.path))
+        self._show_pick(str(new.path))
         self.recipe_saved.emit(str(new.path), False)
-        return str(new.path)
+        if then is not None:
+            then()
+
+    def _retune_save_failed(self, message: str, details: str) -> None:
+        self._save_job = None
+        r = self.retune_recipe
+        if r is not None:  # the change is still on the panel, unsaved
+            self.retune_info.setText(f"<span style='color:#a50e0e'>{r.label}: the re-tuned version is not "
+                                     f"saved ({message})</span>")
+            est = self.retune_panel.estimate
+            self.retune_save.setEnabled(est is not None and est.min_defect_area_px != r.min_defect_area_px)
+        self.report("recipe", f"re-tuned recipe not saved: {message}", details)
 
     def shutdown(self, timeout: float = 1.5) -> bool:
+        for job in (self._save_job, self._load_job):
+            if job is not None:
+                job.wait(timeout)  # a version being saved is finished, not cut off
         self.retune_panel.shutdown()
         self.reteach.shutdown(timeout)
         if self.wizard is not None:
