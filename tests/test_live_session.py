@@ -81,7 +81,9 @@ def test_a_failing_line_is_explained_marked_stale_and_stopped_by_the_rule(demo):
 def test_yield_counts_failed_parts_and_says_so():
     assert yield_percent(8, 1, 1) == pytest.approx(80.0) and yield_percent(0, 0, 0) is None
     assert PipelineStats(ok=8, ng=1, failed=1).yield_percent == pytest.approx(80.0)
-    assert "(OK of inspected + failed)" in PipelineStats(ok=1).summary()
+    assert "(OK of inspected + failed + out of range)" in PipelineStats(ok=1).summary()
+    # a part the input watch did not judge is not a good part either, and is counted apart
+    assert PipelineStats(ok=8, ng=1, out_of_range=1).yield_percent == pytest.approx(80.0)
 
 
 def test_shift_counters_follow_runs_and_survive_a_restart(tmp_path):

@@ -10,9 +10,18 @@ noise -- and a fraction of parts carry one defect:
 ``missing``        a chip broken out of the outer edge (the background shows through)
 ``contamination``  a brown oily or rusty stain
 
+The imaging conditions can be changed too (:class:`Conditions`), so tests and demos can provoke the
+station's input and drift watch: the light level (a lamp dimmed by 20 %: ``light=0.8``), optical
+blur (a dirty or defocused lens), the part's position, or no part at all (an empty fixture). The
+source takes them as URI options that apply from frame ``change_at`` on (see
+:class:`SyntheticSource`).
+
 Every image comes with the exact defect mask (``True`` where the defect covers at least half of the
 pixel) and the defect type, and everything is a pure function of ``(seed, index)``: the same seed
 gives the same parts on every machine, whatever the timing.
+
+Over ~450 lines: the drawing of one part (pose, surface, four defect kinds, imaging conditions) is one
+piece; the source around it is short.
 
 >>> part = SyntheticPart(seed=0)
 >>> good = part.good_images(20)                      # for teaching
@@ -56,6 +65,28 @@ class SyntheticSample:
     @property
     def is_good(self) -> bool:
         return self.label == GOOD
+
+
+@dataclass(frozen=True)
+class Conditions:
+    """How the part is imaged, beyond its own part-to-part variation.
+
+    ``light``: factor on the lamp's brightness (1: as taught; 0.8: dimmed by 20 %); ``blur``: sigma in
+    pixels of a Gaussian optical blur before the sensor noise (0: sharp); ``shift``: the part's
+    displacement ``(dx, dy)`` in pixels out of its fixture; ``empty``: no part in the image at all."""
+
+    light: float = 1.0
+    blur: float = 0.0
+    shift: tuple[float, float] = (0.0, 0.0)
+    empty: bool = False
+
+    @property
+    def nominal(self) -> bool:
+        return self == NOMINAL
+
+
+NOMINAL = Conditions()
+EMPTY = "empty"  # the label of a frame without a part
 
 
 class CoverageCanvas:
@@ -164,9 +195,11 @@ class SyntheticPart(CoverageCanvas):
         self._outline = self._material(*centred, np.hypot(*centred))
 
     # --- public API ---------------------------------------------------------------------------------
-    def render(self, index: int = 0, defect: str | None = None) -> SyntheticSample:
+    def render(self, index: int = 0, defect: str | None = None,
+               conditions: Conditions = NOMINAL) -> SyntheticSample:
         """Render part number ``index``; ``defect`` is ``None`` (good), a type from
-        :data:`DEFECT_TYPES`, or ``"random"`` (one type picked from the index)."""
+        :data:`DEFECT_TYPES`, or ``"random"`` (one type picked from the index); ``conditions``: the
+        light, blur, position or absence of the part (:class:`Conditions`; the same part otherwise)."""
         rng = np.random.default_rng([self.seed, int(index)])
         pose_rng = np.random.default_rng([self.seed, int(index), 1])
         defect_rng = np.random.default_rng([self.seed, int(index), 2])
@@ -174,15 +207,15 @@ class SyntheticPart(CoverageCanvas):
             defect = DEFECT_TYPES[int(defect_rng.integers(len(DEFECT_TYPES)))]
         if defect is not None and defect not in DEFECT_TYPES:
             raise ValueError(f"unknown defect {defect!r}; use one of {', '.join(DEFECT_TYPES)} or 'random'")
-        return self._render(rng, pose_rng, defect_rng, defect)
+        return self._render(rng, pose_rng, defect_rng, defect, conditions)
 
     def sample(self, index: int, defect_rate: float = 0.2,
-               defect_types: tuple[str, ...] = DEFECT_TYPES) -> SyntheticSample:
+               defect_types: tuple[str, ...] = DEFECT_TYPES, conditions: Conditions = NOMINAL) -> SyntheticSample:
         """Part ``index`` of a production stream where a fraction ``defect_rate`` is defective."""
         choice = np.random.default_rng([self.seed, int(index), 3])
         if defect_rate > 0 and choice.random() < defect_rate:
-            return self.render(index, defect_types[int(choice.integers(len(defect_types)))])
-        return self.render(index, None)
+            return self.render(index, defect_types[int(choice.integers(len(defect_types)))], conditions)
+        return self.render(index, None, conditions)
 
     def good_images(self, n: int, start: int = 0) -> list[np.ndarray]:
         """``n`` good parts (indices ``start .. start + n - 1``), e.g. to teach the demo recipe."""
@@ -190,10 +223,11 @@ class SyntheticPart(CoverageCanvas):
 
     # --- drawing ------------------------------------------------------------------------------------
     def _render(self, rng: np.random.Generator, pose_rng: np.random.Generator,
-                defect_rng: np.random.Generator, defect: str | None) -> SyntheticSample:
+                defect_rng: np.random.Generator, defect: str | None, conditions: Conditions = NOMINAL) -> SyntheticSample:
         S, s, j = self.size, self.scale, self.jitter
         # Pose: the part sits in a fixture, so it moves by a pixel or two and turns by about a degree.
         tx, ty = (pose_rng.normal(0.0, 0.8 * s * j, 2)).clip(-2.5 * s * j, 2.5 * s * j)
+        tx, ty = tx + float(conditions.shift[0]), ty + float(conditions.shift[1])
         angle = float(np.clip(pose_rng.normal(0.0, 0.5 * j), -1.5 * j, 1.5 * j))
         gain = float(1.0 + np.clip(pose_rng.normal(0.0, 0.02 * j), -0.05, 0.05))
         light_dir = float(0.8 + pose_rng.normal(0.0, 0.3 * j))  # the lamp is fixed; it flickers
@@ -214,7 +248,7 @@ class SyntheticPart(CoverageCanvas):
         material = cv2.warpAffine(self._outline, warp, (S, S), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                                   borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
         shade = self._surface(rng, r, u, v)
-        light = gain * (1.0 + light_slope * (dx * math.cos(light_dir) + dy * math.sin(light_dir)) / self.outer_r)
+        light = conditions.light * gain * (1.0 + light_slope * (dx * math.cos(light_dir) + dy * math.sin(light_dir)) / self.outer_r)
 
         def to_image(pu: np.ndarray, pv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             return cos_t * pu - sin_t * pv + cx, sin_t * pu + cos_t * pv + cy
@@ -222,6 +256,8 @@ class SyntheticPart(CoverageCanvas):
         mask = np.zeros((S, S), dtype=bool)
         defects: list[dict[str, Any]] = []
         stain_alpha = None
+        if conditions.empty:  # an empty fixture: the belt alone, and nothing to be defective
+            material, defect = np.zeros_like(material), None
         good_material = material
         if defect is not None:
             for _attempt in range(20):  # re-draw the (rare) defect that falls almost entirely off the face
@@ -250,10 +286,13 @@ class SyntheticPart(CoverageCanvas):
         bg = ((0.9 + self._belt) * (0.5 + 0.5 * light))[..., None] * _BACKGROUND
         m = material[..., None]
         image = m * metal + (1.0 - m) * bg
+        if conditions.blur > 0:  # optics blur before the sensor adds its noise
+            image = cv2.GaussianBlur(image, (0, 0), float(conditions.blur))
         offset = int(rng.integers(0, self._noise.size - image.size + 1))
         image += self._noise[offset:offset + image.size].reshape(image.shape)  # sensor noise, ~2 grey levels
         image = np.clip(image * 255.0 + 0.5, 0, 255).astype(np.uint8)
-        return SyntheticSample(image=image, mask=mask, label=defect or GOOD, defects=defects,
+        label = EMPTY if conditions.empty else (defect or GOOD)
+        return SyntheticSample(image=image, mask=mask, label=label, defects=defects,
                                pose={"dx": float(tx), "dy": float(ty), "angle": angle, "gain": gain})
 
     def _material(self, u: np.ndarray, v: np.ndarray, r: np.ndarray) -> np.ndarray:
@@ -341,11 +380,24 @@ class SyntheticSource(PacedSource):
     that many frames. Like a camera the source is ``live`` (the pipeline drops the oldest frame when it
     falls behind); ``live=0`` makes it a replay that loses nothing. Frame ``k`` is always part ``k``
     of the seed's lot, so a run is reproducible whatever the timing.
+
+    Changed conditions, to provoke the input and drift watch (all from frame ``change_at`` on,
+    default 0: from the start):
+
+    ``light=0.8``     the lamp at 80 % (dimmed by 20 %); ``light=1.1`` brighter
+    ``blur=2``        an optical blur of sigma 2 px (defocus, a dirty lens)
+    ``shift=12,0``    the part 12 px to the right of (and 0 px below) its fixture position
+    ``empty=1``       no part in the fixture
+    ``empty_every=N`` every N-th frame (N-1, 2N-1, ...) has no part, whatever ``change_at``
+
+    ``synthetic://demo?light=0.8&change_at=300&count=600`` is "dimmed by 20 % halfway". The frame's
+    ``meta["label"]`` is ``"empty"`` for a frame without a part.
     """
 
     def __init__(self, part: SyntheticPart, *, name: str = "demo", defect_rate: float = 0.2,
                  fps: float = 10.0, count: int = 0, live: bool = True,
-                 defect_types: tuple[str, ...] = DEFECT_TYPES, uri: str | None = None) -> None:
+                 defect_types: tuple[str, ...] = DEFECT_TYPES, uri: str | None = None,
+                 conditions: Conditions = NOMINAL, change_at: int = 0, empty_every: int = 0) -> None:
         if not 0.0 <= defect_rate <= 1.0:
             raise SourceError(f"defect_rate must be between 0 and 1, not {defect_rate}")
         if fps < 0:
@@ -358,6 +410,9 @@ class SyntheticSource(PacedSource):
         self.count = int(count)
         self.live = bool(live)
         self.defect_types = tuple(defect_types)
+        self.conditions = conditions
+        self.change_at = int(change_at)
+        self.empty_every = int(empty_every)
         self.uri = uri or f"synthetic://{name}?seed={part.seed}&size={part.size}&defect_rate={defect_rate}&fps={fps}"
         self._next_index = 0
 
@@ -368,7 +423,8 @@ class SyntheticSource(PacedSource):
         if name not in DEMO_PARTS:
             raise SourceError(f"unknown synthetic part {name!r}; available: {', '.join(DEMO_PARTS)}")
         p = dict(parsed.params)
-        known = {"seed", "size", "defect_rate", "fps", "count", "live", "jitter", "defects"}
+        known = {"seed", "size", "defect_rate", "fps", "count", "live", "jitter", "defects", "light", "blur", "shift",
+                 "empty", "change_at", "empty_every"}
         unknown = set(p) - known
         if unknown:
             raise SourceError(f"{uri}: unknown option(s) {', '.join(sorted(unknown))}; "
@@ -381,6 +437,17 @@ class SyntheticSource(PacedSource):
             fps = float(p.get("fps", 10.0))
             count = int(p.get("count", 0))
             live = p.get("live", "1").lower() not in ("0", "false", "no")
+            shift = tuple(float(v) for v in p.get("shift", "0,0").split(","))
+            if len(shift) == 1:
+                shift = (shift[0], 0.0)
+            if len(shift) != 2:
+                raise ValueError(f"shift={p['shift']!r} is not dx,dy")
+            conditions = Conditions(light=float(p.get("light", 1.0)), blur=float(p.get("blur", 0.0)),
+                                    shift=(shift[0], shift[1]),
+                                    empty=p.get("empty", "0").lower() not in ("0", "false", "no"))
+            change_at, empty_every = int(p.get("change_at", 0)), int(p.get("empty_every", 0))
+            if conditions.light <= 0 or conditions.blur < 0 or change_at < 0 or empty_every < 0:
+                raise ValueError("light must be > 0; blur, change_at and empty_every >= 0")
         except ValueError as exc:
             raise SourceError(f"{uri}: bad option value ({exc})") from None
         types = tuple(t for t in p.get("defects", ",".join(DEFECT_TYPES)).split(",") if t)
@@ -393,7 +460,14 @@ class SyntheticSource(PacedSource):
         except ValueError as exc:
             raise SourceError(f"{uri}: {exc}") from None
         return cls(part, name=name, defect_rate=defect_rate, fps=fps, count=count, live=live,
-                   defect_types=types, uri=uri)
+                   defect_types=types, uri=uri, conditions=conditions, change_at=change_at, empty_every=empty_every)
+
+    def conditions_at(self, index: int) -> Conditions:
+        """The imaging conditions of frame ``index``."""
+        c = self.conditions if index >= self.change_at else NOMINAL
+        if self.empty_every and (index + 1) % self.empty_every == 0:
+            c = Conditions(c.light, c.blur, c.shift, empty=True)
+        return c
 
     def next_frame(self, timeout: float = 1.0) -> Frame | None:
         """The next part, paced at ``fps``; ``None`` if it is not due within ``timeout`` seconds."""
@@ -405,7 +479,7 @@ class SyntheticSource(PacedSource):
                 return None
             index = self._next_index
             self._next_index += 1
-        sample = self.part.sample(index, self.defect_rate, self.defect_types)
+        sample = self.part.sample(index, self.defect_rate, self.defect_types, self.conditions_at(index))
         return Frame(image=sample.image, frame_id=index, timestamp=time.time(),
                      pixel_format="RGB8", source=self.uri,
                      meta={"label": sample.label, "mask": sample.mask, "defects": sample.defects})

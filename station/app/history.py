@@ -23,7 +23,7 @@ RANGES: dict[str, str] = {
     "week": "Last 7 days",
     "all": "All",
 }
-VERDICTS = ("all", "NG", "OK", "ERROR")
+VERDICTS = ("all", "NG", "OK", "OUT_OF_RANGE", "ERROR")
 ROW_LIMIT = 5000  # rows the table holds at most; the summary still counts them all
 
 HEADERS = ("Time", "Source", "Frame", "Recipe", "Verdict", "Score", "Regions", "Largest area", "Latency ms")

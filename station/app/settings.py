@@ -43,6 +43,10 @@ class Settings:
     stop_line_after_failures: int = 10  # stop inspecting after this many frames in a row fail; 0: never
     dropped_warning_percent: float = 5.0  # warn when more than this share of camera frames is not inspected
     kiosk: bool = False  # the window fills the screen; only engineer mode leaves it or closes the station
+    input_watch: bool = True  # a frame unlike the teach images (dark, blurred, no part) is not judged
+    # the drift watch's CUSUM alarm level in taught standard deviations (station.live.drift): lower warns
+    # sooner and more often falsely; 12 is ~10^6 frames between false alarms per statistic; 0: off
+    drift_alarm_level: float = 12.0
 
     def remember_source(self, uri: str) -> None:
         self.source_uri = uri

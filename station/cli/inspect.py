@@ -64,6 +64,11 @@ def register(subparsers: Any) -> None:
                    help="which verdicts to print (default: %(default)s)")
     p.add_argument("--stats-every", type=float, default=5.0, help="seconds between progress lines, 0: none (default: %(default)s)")
     p.add_argument("--json", metavar="FILE", help="write the final statistics as JSON")
+    p.add_argument("--no-input-watch", action="store_true",
+                   help="judge every frame, also one unlike the teach images (dark, blurred, no part)")
+    p.add_argument("--drift-alarm-level", type=float, default=12.0,
+                   help="the drift watch's CUSUM alarm level in taught standard deviations, 0: off "
+                        "(default: %(default)s; see station/live/drift.py)")
     lineio_options.add_arguments(p)
     p.set_defaults(func=run)
 
@@ -72,6 +77,8 @@ def _verdict_line(live: Any) -> str:
     f = live.frame
     truth = f.meta.get("label")
     truth = f"  [truth: {truth}]" if isinstance(truth, str) else ""
+    if live.input_problem:
+        return f"#{f.frame_id:<7d} OUT_OF_RANGE  {live.input_problem}{truth}"
     if live.result is None:
         return f"#{f.frame_id:<7d} ERROR  {live.error}{truth}"
     r = live.result
@@ -80,7 +87,9 @@ def _verdict_line(live: Any) -> str:
         big = r.regions[0]
         x, y, w, h = big.bbox
         regions = f"  {len(r.regions)} region(s), largest {big.area_px:.0f} px at ({x},{y},{w}x{h})"
-    return f"#{f.frame_id:<7d} {r.verdict.value:<5s} score {r.score:8.3f}  {live.latency_ms:6.1f} ms{regions}{truth}"
+    warning = f"  [{live.warning}]" if live.warning else ""
+    return (f"#{f.frame_id:<7d} {r.verdict.value:<5s} score {r.score:8.3f}  {live.latency_ms:6.1f} ms{regions}{truth}"
+            f"{warning}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -92,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
     from station.live.archive import ImageArchive
     from station.live.pipeline import LivePipeline
     from station.live.results_db import ResultsError, ResultsLog
+    from station.live.watch import line_watch
 
     if args.teach_demo and not versions(args.recipe):
         from station.app.demo import teach_demo_recipe
@@ -151,7 +161,8 @@ def run(args: argparse.Namespace) -> int:
 
     pipeline = LivePipeline(source, inspector_factory=inspector, results=results,
                             archive=archive, queue_size=args.queue, max_frames=args.frames,
-                            on_result=on_result, on_state=on_state)
+                            on_result=on_result, on_state=on_state,
+                            watch=line_watch(max(0.0, args.drift_alarm_level), inputs=not args.no_input_watch))
     if line is not None:
         part = Path(args.recipe).resolve()
         line.control.recipe_selector = lineio_options.recipe_selector(

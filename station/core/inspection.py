@@ -119,6 +119,21 @@ class Inspector:
         if min_defect_area_px is not None:
             self.min_defect_area_px = float(min_defect_area_px)
 
+    def precheck(self, image: np.ndarray) -> None:
+        """Raise if the recipe cannot serve ``image`` at all -- its region of interest or its geometry
+        (:class:`~station.core.geometry.GeometryError`) -- without inspecting it. The live pipeline
+        calls it before its input watch, so a frame the recipe does not fit is said as such (the live
+        session adds its first-frame check, ``station.live.session``)."""
+        roi = self.recipe.preprocessing.get("roi")
+        shape = tuple(image.shape)
+        if roi:
+            x, y, w, h = (int(v) for v in roi)
+            if x < 0 or y < 0 or x + w > shape[1] or y + h > shape[0]:
+                raise ValueError(f"the recipe's region of interest {list(roi)} lies outside the "
+                                 f"{shape[1]}x{shape[0]} image")
+            shape = (h, w, *shape[2:])
+        self.geometry.check(shape, self.recipe.label)
+
     def inspect(self, image: np.ndarray) -> InspectionResult:
         return self.inspect_batch([image])[0]
 

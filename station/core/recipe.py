@@ -57,6 +57,8 @@ class Recipe:
     weights: dict[str, Any] | None = None  # identity of pretrained weights the detector was taught with
     camera: dict[str, Any] = field(default_factory=dict)  # camera settings (URI options: exposure, gain ...)
     golden: dict[str, Any] = field(default_factory=dict)  # known parts and their verdicts (core.golden)
+    # what the teach images looked like (core.frame_stats); empty in recipes taught before it: no input watch
+    input_profile: dict[str, Any] = field(default_factory=dict)
     notes: str = ""
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     station_version: str = station.__version__

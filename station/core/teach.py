@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from station.core.detector import Detector, DetectorFactory
+from station.core.frame_stats import input_profile
 from station.core.geometry import (
     Geometry,
     choose_geometry,
@@ -158,6 +159,8 @@ def teach(
         training={"n_images": len(train), "fit_seconds": round(fit_s, 3), **fit_stats,
                   **({"notes": notes} if notes else {}), **(training_info or {})},
         weights=getattr(detector, "weights_info", None),
+        # the frames the recipe was taught on, for the live input and drift watch (station.live)
+        input_profile=input_profile([*train_images, *validation_images], pre.get("roi")),
         state=state,
     )
     return TeachResult(recipe, detector, estimator, estimate, maps, notes)

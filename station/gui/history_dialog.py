@@ -70,7 +70,8 @@ SORT_KEYS: list[Callable[[dict[str, Any]], Any]] = [  # in HEADERS order
     largest_area,
     lambda r: r.get("latency_ms"),
 ]
-VERDICT_COLOURS = {"OK": ("#1e8e3e", "white"), "NG": ("#d93025", "white"), "ERROR": ("#f29900", "black")}
+VERDICT_COLOURS = {"OK": ("#1e8e3e", "white"), "NG": ("#d93025", "white"), "ERROR": ("#f29900", "black"),
+                   "OUT_OF_RANGE": ("#fde293", "black")}
 
 
 class ResultsTableModel(QAbstractTableModel):

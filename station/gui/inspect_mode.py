@@ -339,7 +339,8 @@ class InspectPanel(QWidget):
                                    ng_keep=max(1, settings.ng_strip_size), results=self.results,
                                    archive=self.archive, listeners=list(self.listeners), stop_rule=rule,
                                    check_first_frame=self._check_next_start,
-                                   on_golden=self._golden_reports.append)
+                                   on_golden=self._golden_reports.append, watch=settings.input_watch,
+                                   drift_alarm_level=max(0.0, settings.drift_alarm_level))
         self._check_next_start = True
         self.clear_view()
         self._session_no += 1
@@ -367,8 +368,13 @@ class InspectPanel(QWidget):
         """Show one result: the verdict tile, the image, its overlay and the frame line all come from
         ``live`` -- never the tile of one frame over the image of another."""
         result = live.result
-        assert result is not None
         self.shown = live
+        if result is None:  # not judged (input out of range): the frame and why, never an OK
+            self.canvas.show_image(live.frame.image)
+            self.canvas.show_result(None)
+            self.verdict.set_verdict(live.verdict)
+            self.frame_info.setText(f"frame {live.frame.frame_id}\n{live.input_problem or live.error or ''}")
+            return
         self.canvas.show_image(live.frame.image)
         self.canvas.show_result(result)
         self.verdict.set_verdict(result.verdict.value)
@@ -528,6 +534,10 @@ class InspectPanel(QWidget):
         elif h is not None and h.stale:
             text = f"Frames are failing ({h.failing} in a row): {h.cause} Fix: {h.fix}"
             self.mark_stale(h.cause)
+        elif h is not None and h.input_problem:
+            text = f"Input out of range – {h.input_problem}. Check the light, the lens and the part's position."
+        elif h is not None and h.drift_warning:
+            text = f"Warning – {h.drift_warning}. Check the light, the lens and the parts."
         elif h is not None and h.dropped_warning:
             text = h.dropped_warning
         elif h is not None and h.golden_warning:

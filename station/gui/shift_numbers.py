@@ -37,9 +37,11 @@ class ShiftNumbers(QWidget):
         super().__init__(parent)
         self.labels: dict[str, QLabel] = {}
         counts = self._group("Shift", [("ok", "OK"), ("ng", "NG"), ("failed", "not inspected (error)"),
+                                       ("out_of_range", "not judged (input)"),
                                        ("total", "parts"), ("yield", "yield"), ("since", "since")])
-        counts.setToolTip("Since \"New shift\" (kept over a restart). Parts = OK + NG + not inspected; "
-                          "yield = OK of all parts, so a part that could not be inspected is not counted good.")
+        counts.setToolTip("Since \"New shift\" (kept over a restart). Parts = OK + NG + not inspected + not "
+                          "judged (the frame was unlike the teach images: too dark, blurred, no part); yield = OK "
+                          "of all parts, so a part that could not be inspected or judged is not counted good.")
         for key in BIG_KEYS:
             lab = self.labels[key]
             lab.setStyleSheet(BIG)
@@ -88,6 +90,8 @@ class ShiftNumbers(QWidget):
         lab["ng"].setText(str(snap.ng))
         lab["failed"].setText(str(snap.failed))
         lab["failed"].setStyleSheet(ERROR if snap.failed else "")
+        lab["out_of_range"].setText(str(snap.out_of_range))
+        lab["out_of_range"].setStyleSheet(WARN if snap.out_of_range else "")
         lab["total"].setText(str(snap.total))
         lab["yield"].setText("–" if snap.yield_percent is None else f"{snap.yield_percent:.1f} %")
         lab["since"].setText(snap.started.strftime("%H:%M:%S"))

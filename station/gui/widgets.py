@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 OK_STYLE = "background:#1e8e3e; color:white; border-radius:8px;"
 NG_STYLE = "background:#d93025; color:white; border-radius:8px;"
 IDLE_STYLE = "background:#5f6368; color:#e8eaed; border-radius:8px;"
+# not judged (the input watch refused the frame): amber, smaller, never mistaken for OK
+OUT_STYLE = "background:#f29900; color:black; border-radius:8px; font-size:18pt;"
+VERDICT_TEXT = {"OUT_OF_RANGE": "OUT OF RANGE\nnot judged"}
 
 
 def to_qimage(image: np.ndarray) -> QImage:
@@ -73,8 +76,9 @@ class VerdictLabel(QLabel):
         if getattr(self, "verdict", object()) == verdict:
             return  # restyling costs more than a frame's worth of drawing
         self.verdict = verdict
-        self.setText(verdict or "—")
-        self.setStyleSheet(OK_STYLE if verdict == "OK" else NG_STYLE if verdict == "NG" else IDLE_STYLE)
+        self.setText(VERDICT_TEXT.get(verdict or "", verdict or "—"))
+        self.setStyleSheet(OK_STYLE if verdict == "OK" else NG_STYLE if verdict == "NG" else
+                           OUT_STYLE if verdict == "OUT_OF_RANGE" else IDLE_STYLE)
 
 
 class ThumbnailStrip(QListWidget):

@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 HALTED, READY, SINGLE, CONTINUOUS, ERROR = "Halted", "Ready", "SingleExecution", "ContinuousExecution", "Error"
 STATE_CODES = {HALTED: 0, READY: 1, SINGLE: 2, CONTINUOUS: 3, ERROR: 4}  # Modbus register values
-VERDICT_CODES = {"": 0, "OK": 1, "NG": 2, "ERROR": 3}
+VERDICT_CODES = {"": 0, "OK": 1, "NG": 2, "ERROR": 3, "OUT_OF_RANGE": 4}  # 4: not judged (input watch)
 MAX_QUEUED_TRIGGERS = 16
 RESULT_GRACE_S = 30.0  # a frame was taken but its result never came (the pipeline died): give up after this
 
@@ -241,7 +241,8 @@ class StationControl:
         outcome = Outcome(sequence=int(live.row_id or 0), verdict=live.verdict,
                           score=float(r.score) if r is not None else 0.0, n_regions=len(regions),
                           largest_area=float(max((g.area_px for g in regions), default=0.0)),
-                          time=float(live.frame.timestamp), trigger_id=str(tid), error=live.error or "")
+                          time=float(live.frame.timestamp), trigger_id=str(tid),
+                          error=getattr(live, "input_problem", "") or live.error or "")
         self._finish(tid, outcome)
 
     def _finish(self, trigger_id: str, outcome: Outcome) -> None:

@@ -12,7 +12,9 @@ import json
 from datetime import datetime, timezone
 from typing import Any
 
-SCHEMA = "station.result/1"  # bump the number when a field changes meaning or goes away
+# Bump the number when a field changes meaning or goes away. 2: the verdict OUT_OF_RANGE (a part not
+# judged: a receiver that passed every "not NG" part would pass it) and the drift ``warning``.
+SCHEMA = "station.result/2"
 
 
 def result_id(station_id: str, sequence: int) -> str:
@@ -24,7 +26,7 @@ def utc_iso(t: float) -> str:
 
 
 def result_message(station_id: str, row: dict[str, Any]) -> dict[str, Any]:
-    """The schema-1 message for one results-log row (``regions`` already decoded)."""
+    """The schema-2 message for one results-log row (``regions`` already decoded)."""
     regions = [{"area_px": r.get("area_px"), "bbox": r.get("bbox"), "peak": r.get("peak_score"),
                 **({"area_mm2": r["area_mm2"]} if "area_mm2" in r else {})} for r in row.get("regions") or []]
     return {
@@ -43,6 +45,7 @@ def result_message(station_id: str, row: dict[str, Any]) -> dict[str, Any]:
         "trigger_id": row.get("trigger_id"),
         "latency_ms": row.get("latency_ms"),
         "error": row.get("error"),
+        "warning": row.get("warning"),
     }
 
 

@@ -5,7 +5,7 @@ first; the same values are readable as holding registers (function 3) and input 
 
 ====  =====================================================================================
  0    state: 0 Halted, 1 Ready, 2 SingleExecution (trigger in progress), 3 ContinuousExecution, 4 Error
- 1    last verdict: 0 none yet, 1 OK, 2 NG, 3 ERROR
+ 1    last verdict: 0 none yet, 1 OK, 2 NG, 3 ERROR, 4 OUT_OF_RANGE (not judged: the frame was unlike the teach images)
  2-3  last result's sequence (its row in the station's log; changes with every result)
  4-5  last result's trigger id (numeric trigger ids; 0 otherwise)
  6-7  last score x 1000 (signed)

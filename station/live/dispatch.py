@@ -14,7 +14,8 @@ Listener API (the line outputs, the window's counters and NG strip, ``station in
   :meth:`LivePipeline.add_listener` (or ``LivePipeline(listeners=[...])``) before or during a run,
   remove it with :meth:`LivePipeline.remove_listener`.
 - It is called on the dispatch thread, once per frame, in frame (``sequence``) order, for every
-  verdict including ``ERROR`` (a frame that failed: ``live.result is None``, ``live.error`` says why),
+  verdict including ``ERROR`` (a frame that failed: ``live.result is None``, ``live.error`` says why)
+  and ``OUT_OF_RANGE`` (not judged: ``live.result is None``, ``live.input_problem`` says why),
   *after* the image was archived (``live.image_path``) and the row committed (``live.row_id``; ``None``
   when the run has no results log or the write failed).
 - Keep it short: every listener runs on the same thread, so a slow one delays the others and the
@@ -164,5 +165,6 @@ def row_for(live: LiveResult) -> ResultRow:
         regions=[r.to_dict() for r in result.regions] if result is not None else [],
         # a failed frame has no verdict, so no acquisition-to-verdict latency: kept out of the figures
         latency_ms=round(live.latency_ms, 3) if result is not None else None,
-        inspect_ms=round(live.inspect_ms, 3), image_path=live.image_path, label=live.label, error=live.error,
-        trigger_id=frame.meta.get("trigger_id"))  # the line trigger that asked for this frame, if any
+        inspect_ms=round(live.inspect_ms, 3), image_path=live.image_path, label=live.label,
+        error=live.input_problem or live.error,  # OUT_OF_RANGE: why the frame was not judged
+        trigger_id=frame.meta.get("trigger_id"), warning=live.warning or None)  # the line trigger that asked for this frame, if any

@@ -14,12 +14,20 @@
   (:mod:`station.live.dispatch`, which also documents the listener API).
 - The hand-off between them drops the oldest frame for a live source and blocks the reader of a
   replay, so a camera is never held up and a replay loses nothing.
-- Every frame is accounted for: ``acquired == inspected + failed + dropped`` once the run has ended.
+- Every frame is accounted for: ``acquired == inspected + failed + out_of_range + dropped`` once the
+  run has ended.
+- With a ``watch`` (:mod:`station.live.watch`) each frame is first checked against the teach images:
+  one unlike them is not judged (verdict ``OUT_OF_RANGE``, counted apart); every result carries the
+  drift watch's warning. Both cost about a millisecond, on the inspection thread.
 - A pipeline without a recipe or inspector only acquires (the teach-in's capture): each frame goes
   to ``on_frame`` on the acquisition thread.
 
 Nothing here imports Qt: the window's :class:`~station.live.session.LiveSession` and ``station
 inspect`` drive the same pipeline.
+
+Over ~450 lines: the two threads' loops share the counters and the frame accounting that must stay
+exact (``acquired == inspected + failed + out_of_range + dropped``); the dispatch thread, the hand-off,
+the statistics and the watch are already elsewhere.
 """
 
 from __future__ import annotations
@@ -42,6 +50,7 @@ from station.live.handoff import Closed, Handoff
 from station.live.result import LiveResult, ResultListener
 from station.live.results_db import ResultsLog
 from station.live.stats import LatencyWindow, PipelineStats, RateMeter
+from station.live.watch import LineWatch, WatchFactory
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +95,9 @@ class LivePipeline:
     on_frame
         Called with each acquired frame on the acquisition thread (keep it short); the only output
         of a pipeline without an inspector.
+    watch
+        Builds the input and drift watch for the inspector's recipe (on the inspection thread; see
+        :func:`station.live.watch.line_watch`). ``None``: every frame is judged, nothing is watched.
     """
 
     def __init__(
@@ -104,6 +116,7 @@ class LivePipeline:
         on_state: Callable[[SourceState, str], None] | None = None,
         listeners: list[ResultListener] | None = None,
         on_frame: Callable[[Frame], None] | None = None,
+        watch: WatchFactory | None = None,
     ) -> None:
         if recipe is not None and inspector_factory is not None:
             raise ValueError("give either a recipe or an inspector_factory, not both")
@@ -148,6 +161,8 @@ class LivePipeline:
         self._threads: list[threading.Thread] = []
         self._commands: queue.SimpleQueue[Callable[[Inspector], None]] = queue.SimpleQueue()
         self._inspected_generation = 0  # the generation the inspector applies now (inspection thread)
+        self._watch_factory = watch
+        self.watch: LineWatch | None = None  # built with the inspector, used on the inspection thread
         self._recipe_name = recipe.name if recipe is not None else None
         self._recipe_version = recipe.version if recipe is not None else None
 
@@ -368,6 +383,8 @@ class LivePipeline:
             if self._recipe_name is None:
                 self._recipe_name = inspector.recipe.name
                 self._recipe_version = inspector.recipe.version
+            if self._watch_factory is not None:
+                self.watch = self._watch_factory(inspector.recipe)
         except BaseException as exc:  # noqa: BLE001
             log.error("cannot build the inspector: %s", exc)
             self._fail(exc)
@@ -417,8 +434,13 @@ class LivePipeline:
         t0 = time.perf_counter()
         result: InspectionResult | None = None
         error: str | None = None
+        check = None
         try:
-            result = inspector.inspect(frame.image)
+            if self.watch is not None:
+                inspector.precheck(frame.image)  # the recipe's own refusals (it does not fit) come first
+                check = self.watch.check(frame.image)
+            if check is None or not check.problem:  # a frame unlike the teach images is not judged
+                result = inspector.inspect(frame.image)
         except InspectionStopped:
             with self._stats_lock:
                 self._discarded += 1  # the frame that showed the problem is not inspected: dropped
@@ -429,6 +451,8 @@ class LivePipeline:
                 self._error_messages.add(error)
                 log.warning("frame %s of %s not inspected: %s", frame.frame_id, frame.source, error,
                             exc_info=True)
+        warning = self.watch.observe(check, result) if self.watch is not None and check is not None else ""
+        problem = check.problem if check is not None else ""
         done = time.perf_counter()
         inspect_ms = (done - t0) * 1000.0
         latency_ms = (done - item.acquired_at) * 1000.0
@@ -438,7 +462,9 @@ class LivePipeline:
         self._rate.tick()
         with self._stats_lock:
             s = self._stats
-            if result is None:
+            if problem:
+                s.out_of_range += 1
+            elif result is None:
                 s.failed += 1
             else:
                 s.inspected += 1
@@ -449,9 +475,11 @@ class LivePipeline:
             self._sequence += 1
             live = LiveResult(self._sequence, frame, result, error, latency_ms, inspect_ms,
                               generation=self._inspected_generation, done_at=time.monotonic(),
-                              recipe=inspector.recipe.name, recipe_version=inspector.recipe.version)
+                              recipe=inspector.recipe.name, recipe_version=inspector.recipe.version,
+                              input_problem=problem, warning=warning,
+                              measures=check.measures if check is not None else None)
         self._latest = live
-        if result is not None:
+        if result is not None or problem:  # not judged is an answer too: the view must never keep an OK
             self._last_verdict = live
         self._last_done_at = time.monotonic()
         if self.dispatcher is not None:

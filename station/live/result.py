@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from station.acquisition.base import Frame
 from station.core.inspection import InspectionResult
 
+OUT_OF_RANGE = "OUT_OF_RANGE"  # the verdict of a frame the input watch refused to judge
+
 
 @dataclass
 class LiveResult:
@@ -29,10 +31,16 @@ class LiveResult:
     recipe_version: int | None = None
     row_id: int | None = None  # the results log's row, once written
     image_path: str | None = None  # the archived image, once written
+    input_problem: str = ""  # why the frame was not judged: it is unlike the teach images (input watch)
+    warning: str = ""  # the drift watch's warning when this frame was judged (empty: none)
+    measures: dict[str, float] | None = None  # the frame's input measures (brightness, contrast, ...)
 
     @property
     def verdict(self) -> str:
-        """``OK``, ``NG`` or ``ERROR`` (the frame could not be inspected)."""
+        """``OK``, ``NG``, ``OUT_OF_RANGE`` (not judged: the input is unlike the teach images; never
+        OK) or ``ERROR`` (the frame could not be inspected)."""
+        if self.input_problem:
+            return OUT_OF_RANGE
         return self.result.verdict.value if self.result is not None else "ERROR"
 
     @property

@@ -38,7 +38,7 @@ from typing import IO, Any
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2  # 2: trigger_id (the line's trigger that asked for the frame)
+SCHEMA_VERSION = 3  # 2: trigger_id (the line's trigger that asked for the frame); 3: warning (drift watch)
 DURABILITY = {"full": "FULL", "normal": "NORMAL"}
 
 _SCHEMA = """
@@ -51,7 +51,7 @@ CREATE TABLE IF NOT EXISTS inspections (
     frame_id       INTEGER NOT NULL,
     recipe         TEXT,
     recipe_version INTEGER,
-    verdict        TEXT    NOT NULL,  -- OK, NG, or ERROR (inspection failed: see error)
+    verdict        TEXT    NOT NULL,  -- OK, NG, OUT_OF_RANGE (not judged: see error) or ERROR (see error)
     score          REAL,
     threshold      REAL,
     n_regions      INTEGER NOT NULL DEFAULT 0,
@@ -61,13 +61,15 @@ CREATE TABLE IF NOT EXISTS inspections (
     image_path     TEXT,  -- archived PNG, if any
     label          TEXT,  -- ground truth when the source knows it (replay, synthetic)
     error          TEXT,
-    trigger_id     TEXT   -- the trigger (PLC, OPC UA, Modbus, camera) that asked for this frame, if any
+    trigger_id     TEXT,  -- the trigger (PLC, OPC UA, Modbus, camera) that asked for this frame, if any
+    warning        TEXT   -- the drift watch's warning when the frame was judged (NULL: none)
 );
 CREATE INDEX IF NOT EXISTS inspections_time ON inspections (time);
 """
 
 COLUMNS = ("id", "time", "time_local", "source", "frame_id", "recipe", "recipe_version", "verdict", "score",
-           "threshold", "n_regions", "regions", "latency_ms", "inspect_ms", "image_path", "label", "error", "trigger_id")
+           "threshold", "n_regions", "regions", "latency_ms", "inspect_ms", "image_path", "label", "error", "trigger_id",
+           "warning")
 
 
 class ResultsError(Exception):
@@ -93,6 +95,7 @@ class ResultRow:
     label: str | None = None
     error: str | None = None
     trigger_id: str | None = None
+    warning: str | None = None
 
 
 def local_iso(t: float) -> str:
@@ -138,6 +141,8 @@ class ResultsLog:
                 columns = {r[1] for r in self._conn.execute("PRAGMA table_info(inspections)")}
                 if "trigger_id" not in columns:  # schema 1 -> 2
                     self._conn.execute("ALTER TABLE inspections ADD COLUMN trigger_id TEXT")
+                if "warning" not in columns:  # schema 2 -> 3
+                    self._conn.execute("ALTER TABLE inspections ADD COLUMN warning TEXT")
                 self._conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         except sqlite3.DatabaseError as exc:
             raise ResultsError(f"{self.path}: not a usable results database ({exc})") from exc
@@ -147,7 +152,7 @@ class ResultsLog:
         regions = json.dumps(row.regions, separators=(",", ":"))
         values = (row.time, local_iso(row.time), row.source, int(row.frame_id), row.recipe, row.recipe_version,
                   row.verdict, row.score, row.threshold, len(row.regions), regions, row.latency_ms,
-                  row.inspect_ms, row.image_path, row.label, row.error, row.trigger_id)
+                  row.inspect_ms, row.image_path, row.label, row.error, row.trigger_id, row.warning)
         with self._lock, self._conn:  # the connection's context manager commits (or rolls back)
             cur = self._conn.execute(
                 f"INSERT INTO inspections ({', '.join(COLUMNS[1:])}) VALUES ({', '.join('?' * (len(COLUMNS) - 1))})",
@@ -239,7 +244,7 @@ def query(path: str | Path, since: float | None = None, until: float | None = No
         args.append(recipe)
     if archived:
         where.append("image_path IS NOT NULL")
-    present = {r[1] for r in conn.execute("PRAGMA table_info(inspections)")}  # a schema-1 file lacks trigger_id
+    present = {r[1] for r in conn.execute("PRAGMA table_info(inspections)")}  # older files lack trigger_id, warning
     sql = f"SELECT {', '.join(c if c in present else f'NULL AS {c}' for c in COLUMNS)} FROM inspections"
     if where:
         sql += " WHERE " + " AND ".join(where)

@@ -14,6 +14,9 @@ Qt-free (tested without PySide6):
 - Before the first frame is inspected it is checked against the recipe (:mod:`station.live.checks`):
   a recipe that does not fit the source stops the run with the cause and the fix, instead of
   failing every frame.
+- Every frame is watched (:mod:`station.live.watch`): one unlike the teach images is not judged
+  (``OUT_OF_RANGE``), and a drift of the OK parts' scores or of the light, contrast or focus raises a
+  warning in :meth:`LiveSession.health`, the log and every result (the line outputs).
 """
 
 from __future__ import annotations
@@ -40,11 +43,13 @@ from station.core.recipe import Recipe, load_recipe
 from station.detectors.runtime import detector_from_recipe, plan_for_recipe
 from station.live.archive import ImageArchive
 from station.live.checks import RecipeNeeds, check_frame, explain_drops, explain_failure
+from station.live.input_watch import PREFIX as INPUT_PREFIX
 from station.live.pipeline import InspectionStopped, LivePipeline
 from station.live.result import LiveError, LiveResult, ResultListener
 from station.live.results_db import ResultsLog
 from station.live.shift import ShiftCounters
 from station.live.stats import PipelineStats
+from station.live.watch import DEFAULT_ALARM_LEVEL, line_watch
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +77,9 @@ class StopRule:
     dropped_share: float = 0.05
 
 
+INPUT_PROBLEM_AFTER = 3  # frames in a row not judged before the line status says so (the tile shows each)
+
+
 @dataclass
 class Health:
     """What the window shows beside the verdict: problems now, in plain words."""
@@ -83,6 +91,8 @@ class Health:
     dropped_warning: str = ""
     line_stopped: str = ""  # why the run was stopped by the stop-the-line rule
     golden_warning: str = ""  # the golden parts failed and the recipe is set to warn only
+    input_problem: str = ""  # frames in a row are not judged: unlike the teach images (input watch)
+    drift_warning: str = ""  # the drift watch's warning now (scores or light drifting: false rejects ahead)
 
 
 class RecipeMismatch(InspectionStopped):
@@ -121,6 +131,9 @@ class LiveSession:
     on_golden
         Called with each :class:`~station.core.golden.GoldenReport` (on the inspection thread: keep it
         short -- the app appends it to the audit log).
+    watch, drift_alarm_level
+        Check every frame against the teach images before judging it, and watch for drift with this
+        CUSUM alarm level (:mod:`station.live.drift`; 0: no drift warning).
     """
 
     def __init__(self, source_uri: str, recipe: Recipe | str | Path, counters: ShiftCounters | None = None,
@@ -128,7 +141,8 @@ class LiveSession:
                  results: ResultsLog | None = None, archive: ImageArchive | None = None,
                  listeners: list[ResultListener] | None = None, stop_rule: StopRule | None = None,
                  check_first_frame: bool = True, golden: bool = True,
-                 on_golden: Callable[[GoldenReport], None] | None = None) -> None:
+                 on_golden: Callable[[GoldenReport], None] | None = None, watch: bool = True,
+                 drift_alarm_level: float = DEFAULT_ALARM_LEVEL) -> None:
         self.source_uri = source_uri
         self._recipe_arg = recipe
         self.counters = counters if counters is not None else ShiftCounters()
@@ -142,6 +156,10 @@ class LiveSession:
         self.golden = golden
         self._on_golden = on_golden
         self.golden_report: GoldenReport | None = None  # the newest run of the golden parts
+        self.watch = watch
+        self.drift_alarm_level = float(drift_alarm_level)
+        self._out_of_range_since: int | None = None  # the frame an unbroken run of refused frames began
+        self._out_of_range_run = 0  # frames in a row not judged (one empty fixture is no line problem)
         self._lock = threading.Lock()
         self._ng: deque[NgRecord] = deque(maxlen=ng_keep)
         self._errors: deque[LiveError] = deque(maxlen=100)
@@ -174,7 +192,8 @@ class LiveSession:
             return
         self._pipeline = LivePipeline(source, inspector_factory=self._build_inspector, results=self._results,
                                       archive=self._archive, queue_size=2,
-                                      listeners=[self._on_result, *self._listeners])
+                                      listeners=[self._on_result, *self._listeners],
+                                      watch=line_watch(self.drift_alarm_level) if self.watch else None)
         if self._pending_threshold is not None:
             self._pipeline.set_threshold(*self._pending_threshold)
         if self.golden:  # after the threshold it will inspect with, before the first frame
@@ -253,7 +272,11 @@ class LiveSession:
         if p is None:
             return h
         newest = p.latest_result()
-        h.stale = newest is not None and newest.result is None
+        if newest is not None and newest.input_problem and self._out_of_range_run >= INPUT_PROBLEM_AFTER:
+            h.input_problem = (f"{self._out_of_range_run} frames in a row not judged: "
+                               f"{newest.input_problem.removeprefix(INPUT_PREFIX)}")
+        h.drift_warning = p.watch.warning if p.watch is not None else ""
+        h.stale = newest is not None and newest.result is None and not newest.input_problem
         if h.stale and newest is not None:
             h.cause, h.fix = explain_failure(newest.error or "", self.source_uri, self.recipe_label or "the recipe")
         s = p.stats()
@@ -341,7 +364,16 @@ class LiveSession:
     # --- on the dispatch thread -------------------------------------------------------------------
     def _on_result(self, live: LiveResult) -> None:
         p = self._pipeline
-        if live.result is None:
+        self._out_of_range_run = self._out_of_range_run + 1 if live.input_problem else 0
+        if not live.input_problem and self._out_of_range_since is not None:
+            log.info("input back in range at frame %s (not judged since frame %s)", live.frame.frame_id,
+                     self._out_of_range_since)
+            self._out_of_range_since = None
+        if live.input_problem:  # not judged: said once per unbroken run of such frames, not 30 times a second
+            if self._out_of_range_since is None:
+                self._out_of_range_since = live.frame.frame_id
+                log.warning("frame %s not judged, %s", live.frame.frame_id, live.input_problem)
+        elif live.result is None:
             self._failing += 1
             if live.error != self._failure_shown:  # each new cause once, not 30 banners a second
                 self._failure_shown = live.error or ""
@@ -385,12 +417,17 @@ class _CheckedInspector(Inspector):
         self._needs: RecipeNeeds | None = RecipeNeeds.of(recipe) if check else None
         self.blocked = ""  # why the golden parts block inspection (empty: they do not)
 
-    def inspect_batch(self, images):  # type: ignore[override]
+    def precheck(self, image):  # type: ignore[override]
         if self.blocked:
             raise GoldenFailed(self.blocked)
-        if self._needs is not None and images:
-            problems = check_frame(self._needs, images[0])
+        if self._needs is not None:
+            problems = check_frame(self._needs, image)
             self._needs = None
             if problems:
                 raise RecipeMismatch("; ".join(problems))
+        super().precheck(image)
+
+    def inspect_batch(self, images):  # type: ignore[override]
+        if images:
+            self.precheck(images[0])
         return super().inspect_batch(images)

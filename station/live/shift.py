@@ -23,7 +23,8 @@ from station.live.stats import Counts, PipelineStats
 log = logging.getLogger(__name__)
 
 SAVE_EVERY_S = 2.0  # a crash loses at most this much counting; the file is written atomically
-FIELDS = ("ok", "ng", "failed", "dropped")
+FIELDS = ("ok", "ng", "failed", "dropped", "out_of_range")
+_ADDED = ("out_of_range",)  # counted since a later station: absent (0) in an older shift file
 
 
 @dataclass(frozen=True)
@@ -34,11 +35,12 @@ class ShiftSnapshot(Counts):
     failed: int  # parts whose inspection raised: neither OK nor NG, and not good
     dropped: int  # frames never inspected because inspection fell behind the camera
     acquired: int = 0
+    out_of_range: int = 0  # parts not judged: the frame was unlike the teach images (dark, blurred, empty)
 
     @property
     def total(self) -> int:
-        """Parts judged or failed: what the yield is a share of."""
-        return self.ok + self.ng + self.failed
+        """Parts judged, failed or not judged: what the yield is a share of."""
+        return self.ok + self.ng + self.failed + self.out_of_range
 
 
 class ShiftCounters:
@@ -52,7 +54,7 @@ class ShiftCounters:
         self._saved_at = 0.0
         self._dirty = False
         self.started = datetime.now().astimezone()
-        self.ok = self.ng = self.failed = self.dropped = self.acquired = 0
+        self.ok = self.ng = self.failed = self.dropped = self.acquired = self.out_of_range = 0
         if self.path is not None:
             self._load()
 
@@ -61,7 +63,7 @@ class ShiftCounters:
         try:
             doc = json.loads(self.path.read_text(encoding="utf-8"))
             started = datetime.fromisoformat(doc["started"])
-            counts = {k: int(doc[k]) for k in (*FIELDS, "acquired")}
+            counts = {k: int(doc[k] if k not in _ADDED else doc.get(k, 0)) for k in (*FIELDS, "acquired")}
         except FileNotFoundError:
             return
         except (OSError, ValueError, KeyError, TypeError) as exc:  # a bad file: a fresh shift, said in the log
@@ -74,7 +76,7 @@ class ShiftCounters:
     def new_shift(self) -> None:
         with self._lock:
             self.started = datetime.now().astimezone()
-            self.ok = self.ng = self.failed = self.dropped = self.acquired = 0
+            self.ok = self.ng = self.failed = self.dropped = self.acquired = self.out_of_range = 0
             # runs keep their baseline: what they counted before stays in the old shift
             self._dirty = True
         self.save()
@@ -123,4 +125,5 @@ class ShiftCounters:
 
     def snapshot(self) -> ShiftSnapshot:
         with self._lock:
-            return ShiftSnapshot(self.started, self.ok, self.ng, self.failed, self.dropped, self.acquired)
+            return ShiftSnapshot(self.started, self.ok, self.ng, self.failed, self.dropped, self.acquired,
+                                 self.out_of_range)

@@ -4,8 +4,12 @@ the one set of definitions the pipeline, the window's shift counters and ``stati
 - *inspected*: frames with a verdict (OK or NG); *failed*: frames whose inspection raised (ERROR);
   *dropped*: frames the source delivered that were never inspected (pushed out of the hand-off
   because inspection fell behind, or still queued at a hard stop).
-- *yield*: OK parts of all parts judged or failed, ``ok / (ok + ng + failed)`` -- a part that could
-  not be inspected is not a good part, and is not silently left out either (:func:`yield_percent`).
+- *out of range*: frames the input watch did not judge because they are unlike the teach images
+  (too dark, blurred, no part: :mod:`station.live.input_watch`) -- neither OK nor NG.
+- *yield*: OK parts of all parts judged, failed or out of range, ``ok / (ok + ng + failed +
+  out_of_range)`` -- a part that could not be inspected, or not judged, is not a good part, and is
+  not silently left out either (:func:`yield_percent`). It must be looked at again, like an NG part,
+  but it is counted apart so that a dark lamp is not read as bad parts.
 - *latency*: acquisition to verdict of inspected frames (the wait in the hand-off included, failed
   frames excluded); *inspection*: the inspector alone.
 """
@@ -43,9 +47,9 @@ class LatencyWindow:
         return len(self._values)
 
 
-def yield_percent(ok: int, ng: int, failed: int = 0) -> float | None:
-    """OK parts as a share of all parts judged or failed (``None`` before the first part)."""
-    total = ok + ng + failed
+def yield_percent(ok: int, ng: int, failed: int = 0, out_of_range: int = 0) -> float | None:
+    """OK parts as a share of all parts judged, failed or out of range (``None`` before the first)."""
+    total = ok + ng + failed + out_of_range
     return 100.0 * ok / total if total else None
 
 
@@ -58,10 +62,11 @@ class Counts:
     failed: int
     dropped: int
     acquired: int
+    out_of_range: int
 
     @property
     def yield_percent(self) -> float | None:
-        return yield_percent(self.ok, self.ng, self.failed)
+        return yield_percent(self.ok, self.ng, self.failed, self.out_of_range)
 
     @property
     def dropped_share(self) -> float:
@@ -107,6 +112,7 @@ class PipelineStats(Counts):
     acquired: int = 0  # frames the source delivered
     inspected: int = 0  # frames with a verdict
     failed: int = 0  # frames whose inspection raised (logged as ERROR)
+    out_of_range: int = 0  # frames not judged: unlike the teach images (logged as OUT_OF_RANGE)
     dropped: int = 0  # frames pushed out of the hand-off because inspection fell behind
     queued: int = 0  # frames waiting in the hand-off now
     ok: int = 0
@@ -132,7 +138,7 @@ class PipelineStats(Counts):
     @property
     def in_flight(self) -> int:
         """Frames acquired but neither finished nor dropped nor queued (0 or 1 between frames)."""
-        return self.acquired - self.inspected - self.failed - self.dropped - self.queued
+        return self.acquired - self.inspected - self.failed - self.out_of_range - self.dropped - self.queued
 
     def accounted(self) -> bool:
         return self.in_flight == 0
@@ -146,7 +152,8 @@ class PipelineStats(Counts):
 
         y = self.yield_percent
         return (f"{self.inspected} inspected ({self.ok} OK, {self.ng} NG), {self.failed} failed; "
-                f"yield {'-' if y is None else f'{y:.1f} %'} (OK of inspected + failed); "
+                f"{self.out_of_range} not judged (input out of range); "
+                f"yield {'-' if y is None else f'{y:.1f} %'} (OK of inspected + failed + out of range); "
                 f"{self.dropped} dropped of {self.acquired} acquired in {self.elapsed_s:.1f} s: "
                 f"{self.throughput_fps:.1f} fps; latency p50 {ms(self.latency_p50_ms)} ms, "
                 f"p95 {ms(self.latency_p95_ms)} ms (inspection p50 {ms(self.inspect_p50_ms)} ms, "
