@@ -186,3 +186,29 @@ def test_synthetic_conditions_are_uri_options():
 def test_stats_and_results_count_out_of_range_apart():
     s = PipelineStats(acquired=10, inspected=8, ok=6, ng=2, out_of_range=2)
     assert s.accounted() and s.yield_percent == pytest.approx(60.0)
+
+
+def test_line_outputs_carry_out_of_range_and_the_drift_warning(tmp_path):
+    from station.acquisition.base import Frame
+    from station.lineio.control import StationControl
+    from station.lineio.message import SCHEMA, result_message
+    from station.lineio.modbus_server import status_registers
+    from station.live.dispatch import row_for
+    from station.live.result import LiveResult
+
+    frame = Frame(image=np.zeros((8, 8, 3), np.uint8), frame_id=7, timestamp=1.0e9, pixel_format="RGB8",
+                  source="synthetic://demo", meta={})
+    live = LiveResult(1, frame, None, None, 0.0, 0.0, input_problem="input out of range: too dark (...)",
+                      warning="drift: the frames are getting darker")
+    assert live.verdict == "OUT_OF_RANGE"
+    with ResultsLog(tmp_path / "r.sqlite", durability="normal") as log:
+        live.row_id = log.record(row_for(live))
+    row = next(query(tmp_path / "r.sqlite"))
+    assert (row["verdict"], row["error"], row["warning"]) == ("OUT_OF_RANGE", live.input_problem, live.warning)
+    msg = result_message("st1", row)
+    assert msg["schema"] == SCHEMA == "station.result/2" and msg["warning"] == live.warning
+    control = StationControl()
+    control.on_result(live)
+    regs = status_registers(control.snapshot())
+    assert regs[1] == 4 and regs[19] == 1  # verdict OUT_OF_RANGE, drift warning on
+    assert control.snapshot()["counters"]["ok"] == 0  # never counted OK

@@ -56,6 +56,7 @@ class Outcome:
     time: float = 0.0
     trigger_id: str = ""
     error: str = ""
+    warning: str = ""  # the drift watch's warning while this part was judged (station.live.drift)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -242,7 +243,8 @@ class StationControl:
                           score=float(r.score) if r is not None else 0.0, n_regions=len(regions),
                           largest_area=float(max((g.area_px for g in regions), default=0.0)),
                           time=float(live.frame.timestamp), trigger_id=str(tid),
-                          error=getattr(live, "input_problem", "") or live.error or "")
+                          error=getattr(live, "input_problem", "") or live.error or "",
+                          warning=getattr(live, "warning", "") or "")
         self._finish(tid, outcome)
 
     def _finish(self, trigger_id: str, outcome: Outcome) -> None:

@@ -11,7 +11,8 @@ first; the same values are readable as holding registers (function 3) and input 
  6-7  last score x 1000 (signed)
  8    last result's defect region count
  9-10 last result's largest region area, px
-11-12 parts counted (since start or reset)       13-14 OK      15-16 NG      17-18 ERROR
+11-12 parts counted (since start or reset)       13-14 OK      15-16 NG      17-18 ERROR (and OUT_OF_RANGE)
+19   drift warning: 1 while the station warns that scores or light drift (false rejects ahead), else 0
 100-101 (holding, written by the PLC) the id to give the next trigger; 0: the station numbers them
 ====  =====================================================================================
 
@@ -45,13 +46,14 @@ def _u32(v: int) -> list[int]:
 
 
 def status_registers(snap: dict[str, Any]) -> list[int]:
-    """Registers 0..18 for a control snapshot."""
+    """Registers 0..19 for a control snapshot."""
     last, c = snap["last"], snap["counters"]
     tid = str(last["trigger_id"])
     return ([STATE_CODES[snap["state"]], VERDICT_CODES.get(last["verdict"], 3)] + _u32(last["sequence"])
             + _u32(int(tid) if tid.isdigit() else 0) + _u32(round(float(last["score"]) * 1000.0))
             + [min(0xFFFF, int(last["n_regions"]))] + _u32(round(float(last["largest_area"])))
-            + _u32(c["total"]) + _u32(c["ok"]) + _u32(c["ng"]) + _u32(c["error"]))
+            + _u32(c["total"]) + _u32(c["ok"]) + _u32(c["ng"]) + _u32(c["error"])
+            + [1 if last.get("warning") else 0])
 
 
 class ModbusServer:

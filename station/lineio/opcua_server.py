@@ -5,7 +5,8 @@ Address space, under ``Objects/InspectionStation`` (namespace ``urn:inspection-s
     StationId
     SystemState/     CurrentState (Halted, Ready, SingleExecution, ContinuousExecution, Error), CurrentStateCode
     RecipeManagement/ CurrentRecipe, CurrentRecipeVersion, SelectRecipe(Name) -> Label
-    ResultManagement/LastResult/ Sequence, Verdict, Score, RegionCount, LargestArea, Time, TriggerId, Error
+    ResultManagement/LastResult/ Sequence, Verdict, Score, RegionCount, LargestArea, Time, TriggerId, Error,
+                     Warning (the drift watch's warning, empty when none)
     Counters/        Total, OK, NG, Error, Since, ResetCounters()
     Start(), Stop(), Trigger(TriggerId) -> Sequence, Verdict, Score, RegionCount, LargestArea, Error
 
@@ -190,7 +191,7 @@ class OpcUaServer:
         for name, vt in (("Sequence", ua.VariantType.Int64), ("Verdict", ua.VariantType.String),
                          ("Score", ua.VariantType.Double), ("RegionCount", ua.VariantType.Int32),
                          ("LargestArea", ua.VariantType.Double), ("TriggerId", ua.VariantType.String),
-                         ("Error", ua.VariantType.String)):
+                         ("Error", ua.VariantType.String), ("Warning", ua.VariantType.String)):
             await var(last, name, {"String": "", "Double": 0.0}.get(vt.name, 0), vt)
         await var(last, "Time", datetime.fromtimestamp(0, timezone.utc), ua.VariantType.DateTime)
         counters = await root.add_object(idx, "Counters")
@@ -274,6 +275,7 @@ class OpcUaServer:
                   ("LargestArea", float(last["largest_area"]), ua.VariantType.Double),
                   ("TriggerId", last["trigger_id"], ua.VariantType.String),
                   ("Error", last["error"], ua.VariantType.String),
+                  ("Warning", last.get("warning", ""), ua.VariantType.String),
                   ("Time", datetime.fromtimestamp(last["time"], timezone.utc), ua.VariantType.DateTime),
                   ("Since", datetime.fromtimestamp(c["since"], timezone.utc), ua.VariantType.DateTime)]
         values += [(f"Counters.{k}", int(c[key]), ua.VariantType.Int64)

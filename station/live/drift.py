@@ -27,21 +27,25 @@ operator the recent level; it does not decide.
 
 - ``k`` = 0.5 sd: tuned to shifts of about one taught standard deviation, the size that starts false
   rejects (a larger one is caught sooner; one beyond the accepted range is not judged at all, see
-  :mod:`station.live.input_watch`).
+  :mod:`station.live.input_watch`). The taught mean and sd are estimates from the teach set, and a
+  CUSUM run on estimates alarms far more often than its nominal rate (a 40-image teach set gave a
+  false sharpness alarm within 30 frames): the sd is taken at its upper 95 % bound and ``k`` grows
+  by two standard errors of the mean, ``2 / sqrt(n)`` (:class:`Cusum`).
 - Delay ~ ``(h + 1.17) / (delta - k)`` frames for a shift of ``delta`` sd; frames between false alarms
   ~ ``exp(2 k (h + 1.17)) / (2 k^2)`` per side for normal data (Siegmund's approximation). With the
-  default ``h`` = 12: about 10^6 frames (9 hours at 30 frames/s) between false alarms per statistic
-  and side, and a 2 sd shift caught within 9 frames.
+  default ``h`` = 12: at least 10^6 frames (9 hours at 30 frames/s) between false alarms per statistic
+  and side, and a 2 sd shift caught within about 11 frames (180 teach images).
 - Each ``z`` is clipped to +-4 sd, so one wild frame (a hand in the picture) adds at most a third of
   ``h``, and NG parts never feed the score (their defects would look like drift). The NG cut trims
   only the top of the OK scores; their bulk still shows the shift.
 
 Before 1 % extra false rejects: the false rejects let through before the warning are about the extra
-rate times the delay. On the demo recipe (``synthetic://demo``, whose per-frame brightness varies by
-1.7 %) a lamp dimmed by 3 % rejects 3.4 % of good parts when judged on; it is a 1.7 sd brightness
-shift, warned about within about a dozen frames, in which 0.3 false rejects are expected. A lamp
-dimmed by 20 % is out of the accepted range: no frame is judged, no part is rejected (the input watch
-answers at the first frame). ``tests/test_drift_watch.py`` counts both on the demo stream.
+rate times the delay, and the delay shrinks as the shift (and with it the extra rate) grows. On the
+demo recipe (``synthetic://demo``, whose per-frame brightness varies by 1.7 %) a lamp dimmed by 3 %
+makes the recipe reject about 1 good part in 8; it is a 1.7 sd brightness shift, warned about 13
+frames after the change, with 1 false reject before the warning -- the run's false-reject rate up by
+0.8 % then. A lamp dimmed by 20 % is out of the accepted range: no frame is judged, no part is
+rejected (the input watch answers at the first frame). ``tests/test_drift_watch.py`` counts both.
 
 The alarm level is a setting (``drift_alarm_level``; 0: off). A warning ends when every statistic has
 fallen back below half the level (the CUSUM falls by about ``k`` per frame back in control).
