@@ -119,3 +119,15 @@ def test_cli_eval_synthetic_prints_and_stores_the_table(tmp_path, capsys):
     # a recipe that does not say what it was taught from, without --data: one clear line
     with pytest.raises(SystemExit, match="name the good images with --data"):
         main(["eval", "--synthetic", str(part), "--device", "cpu"])
+
+
+def test_the_sentence_promises_only_what_every_larger_area_keeps():
+    recall = np.array([[[0.0, 1.0], [0.0, 0.5], [0.5, 1.0], [1.0, 1.0]]])  # a lucky tiny area, then worse
+    table = DetectabilityTable(("dark_spot",), (100.0, 400.0, 1600.0, 6400.0), (20.0, 80.0), recall,
+                               np.full(recall.shape, 4), threshold=1.0, min_defect_area_px=400.0,
+                               pixel_size_mm=0.05)
+    assert table.sentence("dark_spot") == ("this recipe finds 100 % of dark spots of 4 mm² (1600 px) or larger "
+                                           "at contrast >= 80 grey levels")
+    table.recall[0, 3, 1] = 0.5  # the largest spots at the highest contrast are missed half the time
+    assert DetectabilityTable.from_dict(table.to_dict()).sentence("dark_spot").startswith(
+        "this recipe finds at most 100 % of dark spots")

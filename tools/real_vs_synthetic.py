@@ -3,7 +3,8 @@
 For each real defect type of an MVTec AD category (default: bottle's ``broken_small`` and
 ``contamination``) it measures every ground-truth defect: its area (px, 8-connected regions of the
 mask, the image's total) and its contrast -- the mean grey-level difference inside the mask between
-the test image and the mean of the category's ``train/good`` images (bottle is fixtured, so the mean
+the test image and the mean of the category's ``train/good`` images (the mean absolute difference;
+its sign, darker or brighter, from the mean difference) (bottle is fixtured, so the mean
 good part is a fair "what it should look like"). It then reads
 
 - the recipe's ``detectability.json`` (``station eval --synthetic``): the predicted recall of each
@@ -45,10 +46,11 @@ def measure_defects(root: Path, kind: str, mean_good: np.ndarray) -> list[dict]:
         mask = cv2.imread(str(root / "ground_truth" / kind / f"{img_path.stem}_mask.png"), cv2.IMREAD_GRAYSCALE) > 0
         image = gray(img_path)
         n, _, stats, _ = cv2.connectedComponentsWithStats(mask.view(np.uint8), connectivity=8)
-        diff = float(np.mean(image[mask] - mean_good[mask]))
+        diff = image[mask] - mean_good[mask]
         out.append({"image": img_path.stem, "area_px": int(mask.sum()), "regions": n - 1,
                     "largest_px": int(stats[1:, cv2.CC_STAT_AREA].max()) if n > 1 else 0,
-                    "contrast": abs(diff), "darker": diff < 0})
+                    "contrast": float(np.mean(np.abs(diff))), "shift": float(np.mean(diff)),
+                    "darker": float(np.mean(diff)) < 0})
     return out
 
 
@@ -87,10 +89,16 @@ def main(argv: list[str] | None = None) -> int:
         found = sum(r["verdict"] == "NG" and r["mean_region_overlap"] not in ("", "0.0000") for r in mine)
         ng = sum(r["verdict"] == "NG" for r in mine)
         print(f"\n{kind}: {len(defects)} images; area px median {np.median(areas):.0f} (range {areas.min()}-"
-              f"{areas.max()}); contrast grey levels median {np.median(contrasts):.1f} (range "
+              f"{areas.max()}); contrast (mean |difference|) grey levels median {np.median(contrasts):.1f} (range "
               f"{contrasts.min():.1f}-{contrasts.max():.1f}); {sum(d['darker'] for d in defects)} darker")
         for name, values in predicted.items():
             print(f"  predicted recall as {name}: {np.mean(values) * 100:.0f} %")
+        by_name = {Path(r["image"]).stem: r for r in mine}
+        for d in defects:
+            r = by_name.get(d["image"])
+            if r is not None and not (r["verdict"] == "NG" and r["mean_region_overlap"] not in ("", "0.0000")):
+                print(f"  missed {d['image']}: {d['area_px']} px, contrast {d['contrast']:.1f} (mean shift "
+                      f"{d['shift']:+.1f}), verdict {r['verdict']}, score {float(r['score']):.3g}")
         print(f"  measured recall (NG with a region on the defect): {found}/{len(mine)} = "
               f"{found / max(1, len(mine)) * 100:.0f} % (NG at all: {ng}/{len(mine)})")
     return 0

@@ -141,27 +141,31 @@ class DetectabilityTable:
         return f"{area_px:g} px"
 
     def finding(self, kind: str, target: float = TARGET_RECALL) -> tuple[int, int, int, bool]:
-        """``(percent, area index, contrast index, reached)``: the smallest area at which the recall is
-        at least ``target`` from some contrast up (every higher contrast too), the percentage found
-        there (the lowest of those contrasts' recalls) -- or, when no area reaches it, the best cell."""
+        """``(percent, area index, contrast index, reached)``: the smallest area from which on -- it and
+        every larger area of the grid -- at least ``target`` is found from some contrast up (every
+        higher contrast too), and the lowest recall in that block; or, when no block reaches it, the
+        best single cell. A block rather than one cell: a lucky small area followed by a worse larger
+        one must not be what the sentence promises."""
         k = self.kinds.index(kind)
         for a in range(len(self.areas_px)):
-            row = self.recall[k, a]
             for c in range(len(self.contrasts)):
-                if np.all(row[c:] >= target):
-                    return math.floor(float(row[c:].min()) * 100 + 1e-9), a, c, True
+                block = self.recall[k, a:, c:]
+                if np.all(block >= target):
+                    return math.floor(float(block.min()) * 100 + 1e-9), a, c, True
         a, c = np.unravel_index(int(np.argmax(self.recall[k])), self.recall[k].shape)
         return math.floor(float(self.recall[k, a, c]) * 100 + 1e-9), int(a), int(c), False
 
     def sentence(self, kind: str, target: float = TARGET_RECALL) -> str:
-        """``this recipe finds 95 % of dark spots of 0.5 mm² at contrast >= 20 grey levels`` (see
-        :meth:`finding`)."""
+        """``this recipe finds 95 % of dark spots of 0.5 mm² or larger at contrast >= 20 grey levels``
+        (see :meth:`finding`)."""
         pct, a, c, reached = self.finding(kind, target)
         name, area, contrast = KIND_NAMES[kind], self.area_text(self.areas_px[a]), self.contrasts[c]
         if reached:
-            return f"this recipe finds {pct} % of {name} of {area} at contrast >= {contrast:g} grey levels"
+            larger = " or larger" if a < len(self.areas_px) - 1 else ""
+            return (f"this recipe finds {pct} % of {name} of {area}{larger} at contrast >= {contrast:g} "
+                    f"grey levels")
         return (f"this recipe finds at most {pct} % of {name} (best: {area} at contrast {contrast:g} grey "
-                f"levels); none reaches {target * 100:g} %")
+                f"levels); no area finds {target * 100:g} % at every higher area and contrast")
 
     def sentences(self, target: float = TARGET_RECALL) -> list[str]:
         return [self.sentence(kind, target) for kind in self.kinds]

@@ -11,7 +11,7 @@ Four kinds, each of a given area (pixels of the image) and contrast (grey levels
   on a dark surface, darker on a bright one);
 - ``patch``: a texture/colour patch as CutPaste (Li et al. 2021) and DRAEM (Zavrtanik et al. 2021)
   make them: a blob cut out of a smoothed-noise field (DRAEM's Perlin masks), filled with the
-  texture of another place of the same part (the allowed region), tinted by ``contrast`` grey levels (a random colour
+  texture of a nearby place of the same part (the allowed region), tinted by ``contrast`` grey levels (a random colour
   direction on colour images).
 
 Everything is drawn from a ``numpy`` generator the caller seeds, so a seed gives the same defects
@@ -170,8 +170,15 @@ def paste_defect(image: np.ndarray, kind: str, area_px: float, contrast: float, 
     region = out[y:y + h, x:x + w].astype(np.float32)
     pixels = region[local]  # (n,) gray or (n, C)
     if kind == "patch":
-        # CutPaste: the texture of another place of the part (allowed region), tinted
-        scx, scy = _center(allowed, 0, rng)
+        # CutPaste: the texture of a nearby place of the part (1.5-3 blob sizes away, inside the
+        # allowed region where it can be), tinted. Nearby, not anywhere: on a part with structure
+        # (a bottle's rings) a far source alone would be a large change and the tint would not matter
+        size = max(w, h)
+        angle, dist = float(rng.uniform(0, 2 * math.pi)), float(rng.uniform(1.5, 3.0)) * size
+        scx = int(round(center[0] + dist * math.cos(angle)))
+        scy = int(round(center[1] + dist * math.sin(angle)))
+        if not (0 <= scx < W and 0 <= scy < H and allowed[scy, scx]):
+            scx, scy = _center(allowed, 0, rng)
         sx = min(max(0, scx - w // 2), max(0, W - w))
         sy = min(max(0, scy - h // 2), max(0, H - h))
         source = image[sy:sy + h, sx:sx + w].astype(np.float32)

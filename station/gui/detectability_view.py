@@ -120,8 +120,8 @@ class DetectabilityView(QGroupBox):
                 if area < t.min_defect_area_px else ""))
             self.grid.setVerticalHeaderItem(a, item)
         found = QTableWidgetItem(f"≥{TARGET_RECALL * 100:g} % from")
-        found.setToolTip(f"the smallest area at which at least {TARGET_RECALL * 100:g} % are found, and from which "
-                         "contrast up (grey levels)")
+        found.setToolTip(f"the smallest area from which on (it and every larger one) at least "
+                         f"{TARGET_RECALL * 100:g} % are found, and from which contrast up (grey levels)")
         self.grid.setVerticalHeaderItem(n_areas, found)
         for k, kind in enumerate(t.kinds):
             for a in range(n_areas):
