@@ -27,6 +27,11 @@ from station.core.units import px_to_mm2
 SHORT_NAMES = {"dark_spot": "dark", "bright_spot": "bright", "scratch": "scratch", "patch": "patch"}
 
 
+def _num(v: float) -> str:
+    """An area for a narrow cell: two significant digits, never an exponent."""
+    return f"{v:.0f}" if v >= 100 else f"{v:.2g}"
+
+
 def recall_colour(recall: float) -> QColor:
     """Red (nothing found) through yellow to green (all found), light enough for black text."""
     return QColor.fromHsvF(max(0.0, min(1.0, recall)) / 3.0, 0.45, 0.97)
@@ -113,7 +118,7 @@ class DetectabilityView(QGroupBox):
             item.setToolTip(KIND_NAMES[kind])
             self.grid.setHorizontalHeaderItem(k, item)
         for a, area in enumerate(t.areas_px):
-            label = f"{px_to_mm2(area, t.pixel_size_mm):.2g} mm²" if mm else f"{area:.3g} px"
+            label = f"{_num(px_to_mm2(area, t.pixel_size_mm))} mm²" if mm else f"{_num(area)} px"
             item = QTableWidgetItem(("< " if area < t.min_defect_area_px else "") + label)
             item.setToolTip(f"defects of {t.area_text(area)}" + (
                 " -- below the minimum defect area: not to be found by design"
@@ -134,7 +139,7 @@ class DetectabilityView(QGroupBox):
                 self.grid.setItem(a, k, cell)
             _pct, a, ci, reached = t.finding(kind)
             area = t.areas_px[a]
-            where = f"{px_to_mm2(area, t.pixel_size_mm):.2g}" if mm else f"{area:.3g}"
+            where = _num(px_to_mm2(area, t.pixel_size_mm)) if mm else _num(area)
             cell = QTableWidgetItem(f"{where} ≥{t.contrasts[ci]:g}" if reached else "never")
             cell.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
             cell.setFont(self._small)
