@@ -349,3 +349,32 @@ def test_review_of_a_plain_folder(tmp_path):
         run_review(ReviewRequest(data=data / "test", recipe_path=None, models_dir=tmp_path))
     outcome = run_review(ReviewRequest(data=data / "test", recipe_path=folder))
     assert not outcome.labelled and len(outcome.result.records) == 4
+
+
+def test_the_context_audits_engineer_mode_and_a_kept_recipe(tmp_path):
+    """The widgets only call these: every log-in, lock, auto-lock and password change is audited here."""
+    from station.app.context import StationContext
+    from station.app.paths import AppPaths
+
+    ctx = StationContext.load(AppPaths(tmp_path / "home"))
+    now = [0.0]
+    ctx.engineer = EngineerSession(ctx.engineer.store, auto_lock_s=60, clock=lambda: now[0])
+    assert ctx.unlock_engineer("first-pass") and ctx.role == "engineer"  # first use sets it
+    ctx.lock_engineer()
+    ctx.lock_engineer()  # already locked: nothing more to record
+    assert not ctx.unlock_engineer("wrong-pass") and ctx.role == "operator"
+    assert ctx.unlock_engineer("first-pass")
+    with pytest.raises(CredentialsError):
+        ctx.change_engineer_password("wrong-pass", "second-pass")
+    ctx.change_engineer_password("first-pass", "second-pass")
+    assert not ctx.engineer_expired()
+    now[0] = 61.0
+    assert ctx.engineer_expired() and ctx.role == "operator"
+    ctx.keep_recipe("models/a/v0001", "models/b/v0001", ["the frame is 64x64, the recipe 96x96"])
+    entries = ctx.audit.entries()[0]
+    assert [e.action for e in entries] == [
+        "engineer.password_set", "engineer.unlock", "engineer.lock", "engineer.unlock_failed", "engineer.unlock",
+        "engineer.password_change_failed", "engineer.password_changed", "engineer.auto_lock", "recipe.kept"]
+    assert entries[-1].role == "operator" and "64x64" in entries[-1].note
+    written = ctx.paths.audit_log.read_text(encoding="utf-8")
+    assert not any(pw in written for pw in ("first-pass", "wrong-pass", "second-pass"))  # never a password

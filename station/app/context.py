@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from station.app.audit import AuditLog
-from station.app.engineer import EngineerSession, PasswordStore
+from station.app.engineer import CredentialsError, EngineerSession, PasswordStore
 from station.app.events import StationEvents
 from station.app.paths import AppPaths
 from station.app.settings import Settings, load_settings, save_settings
@@ -78,6 +78,12 @@ class StationContext:
         self.save_settings()
         self.events.recipe_selected.emit(path)
 
+    def keep_recipe(self, current: str | None, refused: str, problems: list[str], role: str | None = None) -> None:
+        """The engineer kept the recipe in use instead of switching to ``refused`` (it did not fit the
+        camera's frames: ``problems``)."""
+        self.audit.record("recipe.kept", "inspection recipe", current, refused, role=role or self.role,
+                          note="; ".join(problems))
+
     def recipe_saved(self, path: str | Path) -> None:
         """A recipe version was saved (by the wizard, a re-tune, a review): every list shows it."""
         self.events.recipes_changed.emit(str(path))
@@ -91,3 +97,36 @@ class StationContext:
         self.save_settings()
         self.events.kiosk_changed.emit(bool(on))
 
+    # --- engineer mode: every log-in, lock and password change is audited (never a password) --------
+    def unlock_engineer(self, password: str) -> bool:
+        """Unlock engineer mode; on first use ``password`` becomes the password. False if wrong.
+        Raises ``CredentialsError`` for a corrupt password file or an unacceptable first password."""
+        if not self.engineer.store.is_set():
+            self.engineer.set_first_password(password)
+            self.audit.record("engineer.password_set", "engineer mode", None, "set", role="engineer")
+        elif not self.engineer.unlock(password):
+            self.audit.record("engineer.unlock_failed", "engineer mode", "locked", "locked", role="operator")
+            return False
+        self.audit.record("engineer.unlock", "engineer mode", "locked", "unlocked", role="engineer")
+        return True
+
+    def lock_engineer(self) -> None:
+        if self.engineer.unlocked:
+            self.engineer.lock()
+            self.audit.record("engineer.lock", "engineer mode", "unlocked", "locked", role="engineer")
+
+    def engineer_expired(self) -> bool:
+        """True (and locked, audited) when the auto-lock time passed without engineer activity."""
+        if not self.engineer.expired():
+            return False
+        self.audit.record("engineer.auto_lock", "engineer mode", "unlocked", "locked", role="system")
+        return True
+
+    def change_engineer_password(self, old: str, new: str) -> None:
+        """Raises ``CredentialsError`` (wrong current password, too short, ...); audited either way."""
+        try:
+            self.engineer.change_password(old, new)
+        except CredentialsError as exc:  # the reason only: never a password
+            self.audit.record("engineer.password_change_failed", "engineer mode", role="engineer", note=str(exc))
+            raise
+        self.audit.record("engineer.password_changed", "engineer mode", None, "changed", role="engineer")

@@ -150,37 +150,23 @@ class EngineerGate(QObject):
         return False
 
     def _check_expiry(self) -> None:
-        if self.ctx.engineer.expired():
-            self.ctx.audit.record("engineer.auto_lock", "engineer mode", "unlocked", "locked", role="system")
+        if self.ctx.engineer_expired():
             self.changed.emit(False)
 
-    # --- non-interactive (also what the dialogs call) ---------------------------------------------
+    # --- non-interactive (also what the dialogs call; the context audits) --------------------------
     def unlock_with(self, password: str) -> bool:
-        store = self.ctx.engineer.store
-        if not store.is_set():
-            self.ctx.engineer.set_first_password(password)
-            self.ctx.audit.record("engineer.password_set", "engineer mode", None, "set", role="engineer")
-        elif not self.ctx.engineer.unlock(password):
-            self.ctx.audit.record("engineer.unlock_failed", "engineer mode", "locked", "locked", role="operator")
+        if not self.ctx.unlock_engineer(password):
             return False
-        self.ctx.audit.record("engineer.unlock", "engineer mode", "locked", "unlocked", role="engineer")
         self.changed.emit(True)
         return True
 
     def lock(self) -> None:
-        if self.ctx.engineer.unlocked:
-            self.ctx.engineer.lock()
-            self.ctx.audit.record("engineer.lock", "engineer mode", "unlocked", "locked", role="engineer")
+        self.ctx.lock_engineer()
         self.changed.emit(False)
 
     def change_password(self, old: str, new: str) -> None:
         """Raises :class:`CredentialsError` (wrong current password, too short, ...); audited."""
-        try:
-            self.ctx.engineer.change_password(old, new)
-        except CredentialsError as exc:  # the reason only: never a password
-            self.ctx.audit.record("engineer.password_change_failed", "engineer mode", role="engineer", note=str(exc))
-            raise
-        self.ctx.audit.record("engineer.password_changed", "engineer mode", None, "changed", role="engineer")
+        self.ctx.change_engineer_password(old, new)
 
     # --- interactive ------------------------------------------------------------------------------
     def request_unlock(self, parent: QWidget | None = None) -> bool:

@@ -277,8 +277,7 @@ class InspectPanel(QWidget):
         if problems:
             answer = self.ask_mismatch(path, problems)
             if answer == "keep":
-                self.ctx.audit.record("recipe.kept", "inspection recipe", self.recipe_path, path,
-                                      role=role or self.ctx.role, note="; ".join(problems))
+                self.ctx.keep_recipe(self.recipe_path, path, problems, role=role)
                 self.fill_recipes()
                 return False
             if answer == "source":
