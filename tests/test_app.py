@@ -378,3 +378,13 @@ def test_the_context_audits_engineer_mode_and_a_kept_recipe(tmp_path):
     assert entries[-1].role == "operator" and "64x64" in entries[-1].note
     written = ctx.paths.audit_log.read_text(encoding="utf-8")
     assert not any(pw in written for pw in ("first-pass", "wrong-pass", "second-pass"))  # never a password
+
+
+def test_review_remembers_its_folder_and_sample_size(tmp_path):
+    from station.app.context import StationContext
+    from station.app.paths import AppPaths
+
+    ctx = StationContext.load(AppPaths(tmp_path / "home"))
+    ctx.remember_review(str(tmp_path / "bottle"), 7)
+    again = StationContext.load(AppPaths(tmp_path / "home"))
+    assert (again.settings.review_folder, again.settings.review_max_per_type) == (str(tmp_path / "bottle"), 7)

@@ -88,6 +88,12 @@ class StationContext:
         """A recipe version was saved (by the wizard, a re-tune, a review): every list shows it."""
         self.events.recipes_changed.emit(str(path))
 
+    def remember_review(self, folder: str, max_per_type: int) -> None:
+        """Review starts from this data folder and sample size next time."""
+        self.settings.review_folder = folder
+        self.settings.review_max_per_type = int(max_per_type)
+        self.save_settings()
+
     def set_kiosk(self, on: bool) -> None:
         """Switch the operator's full-screen mode (remembered; leaving it is for engineers)."""
         if bool(on) == self.settings.kiosk:

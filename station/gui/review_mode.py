@@ -254,9 +254,7 @@ class ReviewPanel(QWidget):
             data=Path(data), recipe_path=None if recipe == TEACH_FIRST else Path(recipe),
             detector_kind=self.detector.currentData() or "variation", models_dir=self.ctx.models_dir,
             max_per_type=self.per_type.value(), device=None if self.ctx.device == "auto" else self.ctx.device)
-        self.ctx.settings.review_folder = data
-        self.ctx.settings.review_max_per_type = self.per_type.value()
-        self.ctx.save_settings()
+        self.ctx.remember_review(data, self.per_type.value())
         self._previous = (self.outcome, self.summary.text())
         self.clear()
         self.summary.setText("")
