@@ -48,8 +48,9 @@ from station.gui.inspect_dialogs import NgDialog, ask_recipe_mismatch
 from station.gui.shift_numbers import ShiftNumbers
 from station.gui.widgets import ProgressLine, ThumbnailStrip, VerdictLabel, on_event
 from station.live.checks import check_frame, recipe_needs
+from station.live.ng_feed import NgFeed
 from station.live.result import LiveResult
-from station.live.session import LiveSession, NgRecord, StopRule
+from station.live.session import LiveSession, StopRule
 from station.live.stats import RateMeter
 
 log = logging.getLogger(__name__)
@@ -87,9 +88,7 @@ class InspectPanel(QWidget):
         self.recipe_path: str | None = None
         self._shown_seq = 0
         self._generation = 0
-        self._session_no = 0
-        self._ng_seen: set[tuple[int, int]] = set()
-        self._ng_records: dict[tuple[int, int], NgRecord] = {}
+        self._ng = NgFeed(ctx.settings.ng_strip_size)  # what the NG strip shows (station/live/ng_feed.py)
         self._first_reported = False
         self.display_rate = RateMeter(window=2.0)
         self.frames_shown = 0  # inspected frames shown with their results
@@ -342,7 +341,7 @@ class InspectPanel(QWidget):
                                    drift_alarm_level=max(0.0, settings.drift_alarm_level))
         self._check_next_start = True
         self.clear_view()
-        self._session_no += 1
+        self._ng.new_session()
         self._shown_seq = 0
         self._generation = self.session.generation
         self._first_reported = False
@@ -411,10 +410,8 @@ class InspectPanel(QWidget):
         self.ctx.counters.new_shift()
         if self.session is not None:
             self.session.run_golden()  # the shift starts with the golden parts judged
-        self.ng_strip.clear()
-        self._ng_records.clear()
-        if self.session is not None:  # NG parts of the old shift not shown yet stay out of the new one
-            self._ng_seen = {(self._session_no, r.seq) for r in self.session.ng_records()}
+        self.ng_strip.clear()  # NG parts of the old shift not shown yet stay out of the new one
+        self._ng.new_shift(self.session.ng_records() if self.session is not None else ())
         self.refresh_stats()
 
     def _update_buttons(self) -> None:
@@ -481,20 +478,13 @@ class InspectPanel(QWidget):
         self._show_health()
         self._drain_errors()
         if self.session is not None:
-            records = {(self._session_no, rec.seq): rec for rec in reversed(self.session.ng_records())}
-            for key, rec in records.items():  # oldest first, so the newest ends up in front
-                if key in self._ng_seen:
-                    continue
-                self._ng_records[key] = rec
+            for key, rec in self._ng.take_new(self.session.ng_records()):  # oldest first: newest in front
                 when = datetime.fromtimestamp(rec.time).strftime("%H:%M:%S")
                 self.ng_strip.prepend(rec.thumb, f"{when}\n#{rec.frame_id}", key)
-            self._ng_seen = set(records)
-            keep = {self.ng_strip.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.ng_strip.count())}
-            self._ng_records = {k: v for k, v in self._ng_records.items() if k in keep}
         self.status_changed.emit()
 
     def open_ng(self, key: object) -> NgDialog | None:
-        record = self._ng_records.get(key)  # type: ignore[arg-type]
+        record = self._ng.record(key)
         if record is None:
             return None
         pixel_size = self.session.pixel_size_mm if self.session is not None else None
