@@ -28,8 +28,9 @@ from station.core.images import load_image
 from station.core.inspection import InspectionResult
 from station.core.progress import CancelToken, ProgressCallback, checkpoint
 from station.core.recipe import Recipe, load_recipe, save_recipe
-from station.core.report import ImageWriter, write_report
+from station.core.report import ImageWriter, overlay_file, write_report
 from station.core.report_html import write_html_report
+from station.core.spool import spooled
 from station.detectors.runtime import load_inspector, teach_detector
 
 log = logging.getLogger(__name__)
@@ -150,6 +151,9 @@ def run_review(request: ReviewRequest, progress: ProgressCallback | None = None,
     samples = category.test()
     result = evaluate(inspector, category, batch_size=request.batch_size, progress=progress, cancel=cancel,
                       on_image=on_image)
+    # the review keeps every map and mask while its results are on screen: in a temporary file, not in
+    # memory (bottle: 340 MB), read back one at a time for the detail view and the report
+    result.maps, result.masks = spooled(result.maps), spooled(result.masks)
     try:
         table, note = load_detectability(recipe.path), ""
     except DetectabilityError as exc:
@@ -196,7 +200,7 @@ def export_report(outcome: ReviewOutcome, out_dir: str | Path, progress: Progres
         sample = Sample(Path(rec.path), rec.label)
         # the writer takes the ground truth over what was inspected, as evaluate() hands it over
         writer(sample, image, inspection, None if mask is None else inspection.inspected(mask)[0])
-        overlays[id(rec)] = f"overlays/{rec.label}/{sample.path.stem}.png"
+        overlays[id(rec)] = overlay_file(rec.label, sample.path.stem)
         report(progress, "writing overlays", i + 1, len(records))
     if raw_maps:
         report(progress, "compressing the raw maps", 0, 1)

@@ -9,7 +9,7 @@ the raw anomaly maps for independent re-computation).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,8 +65,8 @@ class EvaluationResult:
     pixel: PixelCurves | None
     problems: Problems
     timing: dict[str, float]
-    maps: list[np.ndarray] = field(default_factory=list, repr=False)
-    masks: list[np.ndarray | None] = field(default_factory=list, repr=False)
+    maps: Sequence[np.ndarray] = field(default_factory=list, repr=False)  # a list, or an ArraySpool (review)
+    masks: Sequence[np.ndarray | None] = field(default_factory=list, repr=False)
 
     @property
     def overall(self) -> dict[str, Any]:
