@@ -40,6 +40,7 @@ from station.core.datasets import Sample
 from station.core.inspection import InspectionResult
 from station.core.progress import Progress
 from station.detectors.base import available_detectors
+from station.gui.gc_guard import release_memory_soon
 from station.gui.review_detail import DetailView
 from station.gui.review_metrics import MetricsView
 from station.gui.widgets import ProgressLine, on_event
@@ -315,8 +316,9 @@ class ReviewPanel(QWidget):
         self.progress.end("done")
         self.progress.hide()
         self.score_button.setEnabled(True)
-        self._previous = (None, "")
+        self._previous = (None, "")  # the results replaced: nothing of them stays
         self._show_outcome(outcome)
+        release_memory_soon()  # what scoring and the metrics took at their peak goes back to the system
         res = outcome.result
         for path, msg in res.problems:
             self.report("review", f"{path}: {msg}", "")
@@ -354,6 +356,7 @@ class ReviewPanel(QWidget):
         """After a failed or cancelled run: the previous results again, if there were any."""
         previous, text = self._previous
         self._previous = (None, "")
+        release_memory_soon()  # what the failed run took
         if previous is not None:
             self._show_outcome(previous)
             self.summary.setText(f"{why} Showing the previous results:<br>{text}")

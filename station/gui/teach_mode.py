@@ -29,6 +29,7 @@ from station.app.context import StationContext
 from station.app.recipes import RetuneSource, list_recipes, open_for_retune, recipe_label, retune_recipe
 from station.core.recipe import Recipe
 from station.gui.reteach_dialog import ReteachBox
+from station.gui.gc_guard import release_memory_soon
 from station.gui.teach import TeachWizard
 from station.gui.threshold_panel import ThresholdPanel
 from station.gui.widgets import on_event
@@ -125,6 +126,7 @@ class TeachPanel(QWidget):
         if wizard is not None:
             self.stack.removeWidget(wizard)
             wizard.deleteLater()
+            release_memory_soon()  # its samples and training (the peak of a teach) go back to the system
         self.fill_recipes()
 
     # --- re-tune ----------------------------------------------------------------------------------

@@ -92,8 +92,9 @@ class Job(QObject):
             pass
 
     def _run(self) -> None:
+        fn, self._fn = self._fn, None  # a finished job keeps nothing of its work (a review's results, samples)
         try:
-            result = self._fn(self._on_progress, self.cancel_token)
+            result = fn(self._on_progress, self.cancel_token)
         except Cancelled:
             self.outcome = "cancelled"
             log.info("%s cancelled", self.name)
