@@ -338,7 +338,7 @@ def test_review_teach_first_score_and_export(tmp_path):
     assert sorted(r.label for r in quick.result.records) == ["good", "scratch", "spot"]
     json_path = export_report(quick, tmp_path / "report")
     assert json_path.is_file() and (tmp_path / "report" / "images.csv").is_file()
-    assert len(list((tmp_path / "report" / "overlays").rglob("*.png"))) == 3
+    assert len(list((tmp_path / "report" / "overlays").rglob("*.jpg"))) == 3
 
 
 def test_review_of_a_plain_folder(tmp_path):

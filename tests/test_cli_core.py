@@ -45,7 +45,7 @@ def test_train_eval_inspect_retune(category, tmp_path, capsys):
     assert overall["accuracy_good"] == 1.0 and overall["accuracy_defective"] == 1.0  # easy synthetic defects
     for f in ("metrics.csv", "images.csv", "roc.png", "pro.png"):
         assert (out / f).stat().st_size > 0
-    assert len(list((out / "overlays").rglob("*.png"))) == 12
+    assert len(list((out / "overlays").rglob("*.jpg"))) == 12
 
     # the saved maps reproduce the reported metrics independently
     rows = list(csv.DictReader(open(out / "images.csv")))
@@ -115,5 +115,5 @@ def test_eval_with_a_region_of_interest_scores_the_pixels_inspected(category, tm
     assert overall["au_pro"] is not None and overall["region_overlap"] is not None
     rows = list(csv.DictReader(open(out / "images.csv")))
     assert {np.load(out / r["map_file"]).shape for r in rows} == {(88, 84)}
-    overlay = load_image(next((out / "overlays").rglob("*.png")))
+    overlay = load_image(next((out / "overlays").rglob("*.jpg")))
     assert overlay.shape[0] == 88  # panels of the inspected part, not of the whole 96x96 image

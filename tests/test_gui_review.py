@@ -75,7 +75,7 @@ def test_teach_first_score_browse_and_export(qtbot, ctx, tmp_path):
     qtbot.waitUntil(lambda: "Report written" in panel.summary.text(), timeout=5000)
     out = tmp_path / "report"
     assert (out / "metrics.json").is_file() and (out / "images.csv").is_file() and (out / "roc.png").is_file()
-    assert len(list((out / "overlays").rglob("*.png"))) == 9
+    assert len(list((out / "overlays").rglob("*.jpg"))) == 9
 
 
 def test_missing_folder_is_reported(qtbot, ctx, tmp_path):

@@ -64,7 +64,7 @@ def test_review_export_and_station_eval_draw_the_same_overlays(roi_recipe, tmp_p
     assert main(["eval", "--data", str(data), "--recipe", str(part), "--out", str(tmp_path / "eval")]) == 0
     outcome = run_review(ReviewRequest(data=data, recipe_path=part))
     export_report(outcome, tmp_path / "review")
-    evals = sorted((tmp_path / "eval" / "overlays").rglob("*.png"))
+    evals = sorted((tmp_path / "eval" / "overlays").rglob("*.jpg"))
     assert len(evals) == len(outcome.result.records)
     for path in evals:
         mine = tmp_path / "review" / path.relative_to(tmp_path / "eval")

@@ -200,12 +200,15 @@ def load_mask(path: str | os.PathLike[str]) -> np.ndarray:
     return mask > 0
 
 
-def save_image(path: str | os.PathLike[str], image: np.ndarray) -> Path:
-    """Write an RGB/gray ``uint8`` image; the format follows the suffix. Written via a temp file."""
+def save_image(path: str | os.PathLike[str], image: np.ndarray, jpeg_quality: int = 95) -> Path:
+    """Write an RGB/gray ``uint8`` image; the format follows the suffix (``jpeg_quality`` 0-100 for
+    ``.jpg``). Written via a temp file."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR) if image.ndim == 3 else image
-    ok, buf = cv2.imencode(p.suffix or ".png", bgr)
+    suffix = p.suffix or ".png"
+    params = [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)] if suffix.lower() in (".jpg", ".jpeg") else []
+    ok, buf = cv2.imencode(suffix, bgr, params)
     if not ok:
         raise OSError(f"{p}: could not encode image")
     tmp = p.with_name(p.name + ".tmp")

@@ -1,5 +1,5 @@
 """Writing an evaluation to disk: ``metrics.json``, ``metrics.csv`` (overall and per defect type),
-``images.csv`` (one row per image), ROC and PRO curves as PNG, Figure-3 style overlays, and the raw
+``images.csv`` (one row per image), ROC and PRO curves as PNG, Figure-3 style overlays (JPEG), and the raw
 anomaly maps as ``.npy`` so the metrics can be recomputed independently."""
 
 from __future__ import annotations
@@ -23,8 +23,18 @@ METRIC_COLUMNS = ["n_images", "n_good", "n_defective", "image_roc_auc", "image_r
                   "n_gt_regions"]
 
 
+# Overlays are photographs of parts with a heatmap: JPEG at quality 90 is a fifth of PNG's size with
+# no visible loss (bottle's 83 overlays: see docs/benchmarks.md); the raw maps carry the exact values.
+OVERLAY_JPEG_QUALITY = 90
+
+
 def _stem(sample: Sample) -> str:
     return f"{sample.label}_{sample.path.stem}"
+
+
+def overlay_file(label: str, stem: str) -> str:
+    """Where an image's overlay lies in a report folder (relative: the HTML report links it)."""
+    return f"overlays/{label}/{stem}.jpg"
 
 
 class ImageWriter:
@@ -41,7 +51,7 @@ class ImageWriter:
         if self.overlays:
             shown, regions = result.inspected(image)  # ``mask`` already covers what was inspected
             panel = render_overlay(shown, result.anomaly_map, result.threshold, regions, mask)
-            save_image(self.out_dir / "overlays" / sample.label / f"{sample.path.stem}.png", panel)
+            save_image(self.out_dir / overlay_file(sample.label, sample.path.stem), panel, OVERLAY_JPEG_QUALITY)
         if self.maps:
             path = self.out_dir / "maps" / f"{_stem(sample)}.npy"
             path.parent.mkdir(parents=True, exist_ok=True)
