@@ -50,6 +50,7 @@ class ShiftCounters:
         self.path = Path(path) if path is not None else None
         self._clock = clock
         self._lock = threading.Lock()
+        self._file_lock = threading.Lock()  # one save at a time: two at once shared the .tmp and one failed
         self._seen: dict[object, dict[str, int]] = {}  # per run: the stats already counted
         self._saved_at = 0.0
         self._dirty = False
@@ -111,17 +112,18 @@ class ShiftCounters:
         """Write the counts now (atomically); a failure is logged, counting goes on."""
         if self.path is None:
             return
-        with self._lock:
-            doc = {"started": self.started.isoformat(), **{k: getattr(self, k) for k in (*FIELDS, "acquired")}}
-            self._saved_at = self._clock()
-            self._dirty = False
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_name(self.path.name + ".tmp")
-            tmp.write_text(json.dumps(doc) + "\n", encoding="utf-8")
-            os.replace(tmp, self.path)
-        except OSError as exc:
-            log.warning("shift counters not saved to %s: %s", self.path, exc)
+        with self._file_lock:  # the counts taken and written in turn: the newest are the last written
+            with self._lock:
+                doc = {"started": self.started.isoformat(), **{k: getattr(self, k) for k in (*FIELDS, "acquired")}}
+                self._saved_at = self._clock()
+                self._dirty = False
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = self.path.with_name(self.path.name + ".tmp")
+                tmp.write_text(json.dumps(doc) + "\n", encoding="utf-8")
+                os.replace(tmp, self.path)
+            except OSError as exc:
+                log.warning("shift counters not saved to %s: %s", self.path, exc)
 
     def snapshot(self) -> ShiftSnapshot:
         with self._lock:
