@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import threading
+import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from typing import overload
 
@@ -44,6 +45,7 @@ class ArraySpool(Sequence):
             self._file.close()
             raise
         self.nbytes = offset
+        self._closer = weakref.finalize(self, self._file.close)  # closed (and so deleted) with the spool
 
     def __len__(self) -> int:
         return len(self._index)
@@ -75,7 +77,7 @@ class ArraySpool(Sequence):
         return (self[i] for i in range(len(self)))
 
     def close(self) -> None:
-        self._file.close()
+        self._closer()
 
 
 def spooled(arrays: Sequence[np.ndarray | None]) -> Sequence[np.ndarray | None]:
