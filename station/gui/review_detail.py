@@ -20,7 +20,7 @@ class DetailView(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.image_view = ImageCanvas(show_heatmap=False, title="ground truth (red), detections (green)")
-        self.heat_view = ImageCanvas(title="anomaly map (blue 0, green the threshold, red twice it)", lut=FULL_LUT)
+        self.heat_view = ImageCanvas(title="anomaly map: threshold green, 2× red", lut=FULL_LUT)
         self.heat_view.view.setXLink(self.image_view.view)
         self.heat_view.view.setYLink(self.image_view.view)
         self.heat_only = QCheckBox("heatmap over the image")

@@ -142,9 +142,10 @@ class ReviewPanel(QWidget):
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.verticalHeader().hide()
-        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        for c in range(1, len(COLUMNS)):
+        # every column as wide as its contents: a stretched name column was squeezed to "00…" at 1024x768
+        for c in range(len(COLUMNS) - 1):
             self.table.horizontalHeader().setSectionResizeMode(c, QHeaderView.ResizeMode.ResizeToContents)
+        self.table.horizontalHeader().setSectionResizeMode(len(COLUMNS) - 1, QHeaderView.ResizeMode.Stretch)
         self.table.selectionModel().currentRowChanged.connect(lambda cur, _prev: self.show_row(cur.row()))
 
         # --- detail: Figure 3 (image with outlines | heatmap)
@@ -168,7 +169,7 @@ class ReviewPanel(QWidget):
         main.addWidget(right)
         main.setStretchFactor(0, 2)
         main.setStretchFactor(1, 5)
-        self.table.setMinimumWidth(360)
+        self.table.setMinimumWidth(400)
         main.setSizes([440, 960])
 
         layout = QVBoxLayout(self)
