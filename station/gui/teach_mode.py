@@ -28,8 +28,8 @@ from PySide6.QtWidgets import (
 from station.app.context import StationContext
 from station.app.recipes import RetuneSource, list_recipes, open_for_retune, recipe_label, retune_recipe
 from station.core.recipe import Recipe
-from station.gui.reteach_dialog import ReteachBox
 from station.gui.gc_guard import release_memory_soon
+from station.gui.reteach_dialog import ReteachBox
 from station.gui.teach import TeachWizard
 from station.gui.threshold_panel import ThresholdPanel
 from station.gui.widgets import on_event
