@@ -20,6 +20,7 @@ import torch
 from station.core.detector import DetectorError, Prediction
 from station.core.devices import DeviceChoice, fall_back_to_cpu, is_out_of_memory
 from station.core.progress import CancelToken, ProgressCallback
+from station.weights import load_weights
 
 if TYPE_CHECKING:  # the package station.detectors.patchcore imports this module
     from station.detectors.patchcore.geometry import InputGeometry
@@ -31,21 +32,33 @@ D = TypeVar("D", bound="BackboneDetector")
 class BackboneDetector:
     """Base of the detectors whose inference is ``prepare -> network -> restore``. A subclass sets
     ``title``, ``geometry``, ``device``, ``backend``, ``onnx_dir``, ``weights_info``, ``_state``,
-    ``_net`` and ``_onnx`` (an ``OnnxRunner`` or ``None``) and provides ``_network()``, ``_fit()``,
+    ``_net`` and ``_onnx`` (an ``OnnxRunner`` or ``None``) and provides ``_build(state_dict)``, ``_fit()``,
     ``_is_fitted(net)`` and ``_manifest()`` (what its ONNX export must match)."""
 
     title: ClassVar[str]  # in messages: "PaDiM", "PatchCore"
     geometry: InputGeometry
     device: DeviceChoice
     backend: str
+    backbone: str
+    weights: str
+    seed: int
+    allow_download: bool
     onnx_dir: Path | None
     weights_info: dict[str, Any] | None
     _state: dict[str, np.ndarray]
     _net: Any
     _onnx: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None
 
-    def _network(self) -> Any:
+    def _build(self, state_dict: dict[str, Any]) -> Any:
         raise NotImplementedError
+
+    def _network(self) -> Any:
+        """The network, built on first use with the configured backbone weights."""
+        if self._net is None:
+            state, self.weights_info = load_weights(self.backbone, self.weights, seed=self.seed,
+                                                    allow_download=self.allow_download)
+            self._net = self._build(state)
+        return self._net
 
     def _fit(self, images: Sequence[np.ndarray], progress: ProgressCallback | None,
              cancel: CancelToken | None) -> dict[str, Any]:

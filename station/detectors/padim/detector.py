@@ -32,7 +32,7 @@ from station.detectors.padim.gaussian import (
 from station.detectors.padim.network import ChannelSelection, PaDiMNet
 from station.detectors.patchcore.backbone import FeatureExtractor
 from station.detectors.patchcore.geometry import InputGeometry, as_size
-from station.weights import BACKBONES, TAPS, load_recorded, load_weights
+from station.weights import BACKBONES, TAPS, load_recorded
 
 log = logging.getLogger(__name__)
 
@@ -148,13 +148,6 @@ class PaDiM(BackboneDetector):
             channels = random_channels(sum(extractor.channels), self.n_features, self.seed)
         selection = ChannelSelection(extractor.channels, torch.from_numpy(np.asarray(channels, np.int64)))
         return PaDiMNet(extractor, selection, self.sigma).to(self.device.device).eval()
-
-    def _network(self) -> PaDiMNet:
-        if self._net is None:
-            state, self.weights_info = load_weights(self.backbone, self.weights, seed=self.seed,
-                                                    allow_download=self.allow_download)
-            self._net = self._build(state)
-        return self._net
 
     # --- fitting (BackboneDetector.fit calls it) -------------------------------------------------------
     def _fit(self, images: Sequence[np.ndarray], progress: ProgressCallback | None,

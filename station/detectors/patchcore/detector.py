@@ -27,7 +27,7 @@ from station.detectors.patchcore.coreset import greedy_coreset, nearest_in_bank,
 from station.detectors.patchcore.embedding import LAYOUTS, PatchEmbedding
 from station.detectors.patchcore.geometry import InputGeometry, as_size
 from station.detectors.patchcore.network import PatchCoreNet, feature_grid
-from station.weights import BACKBONES, TAPS, load_recorded, load_weights
+from station.weights import BACKBONES, TAPS, load_recorded
 
 log = logging.getLogger(__name__)
 
@@ -170,13 +170,6 @@ class PatchCore(BackboneDetector):
         net = PatchCoreNet(extractor, embedding, self.sigma)
         net.backbone_dtype = {"float16": torch.float16, "bfloat16": torch.bfloat16}.get(self.precision)
         return net.to(self.device.device).eval()
-
-    def _network(self) -> PatchCoreNet:
-        if self._net is None:
-            state, self.weights_info = load_weights(self.backbone, self.weights, seed=self.seed,
-                                                    allow_download=self.allow_download)
-            self._net = self._build(state)
-        return self._net
 
     # --- fitting (BackboneDetector.fit calls it) -------------------------------------------------------
     def _fit(self, images: Sequence[np.ndarray], progress: ProgressCallback | None,
