@@ -128,6 +128,14 @@ class Forwarder:
             for k, v in changes.items():
                 setattr(self._status, k, v)
 
+    def _back_off(self, exc: BaseException, outbox: Outbox, backoff: float) -> float:
+        """The link failed (connecting or sending): mark it down, wait ``backoff`` (or until stopped)
+        and return the next, doubled wait."""
+        self._down(exc)
+        self._refresh(outbox)
+        self._stop.wait(backoff)
+        return min(backoff * 2.0, BACKOFF_MAX_S)
+
     def _down(self, exc: BaseException) -> None:
         message = str(exc) if isinstance(exc, LinkError) else f"{type(exc).__name__}: {exc}"
         if self._connected:
@@ -166,10 +174,7 @@ class Forwarder:
                         self._reported_error = ""
                         self._set(state="up", last_error="")
                     except Exception as exc:  # noqa: BLE001
-                        self._down(exc)
-                        self._refresh(outbox)
-                        self._stop.wait(backoff)
-                        backoff = min(backoff * 2.0, BACKOFF_MAX_S)
+                        backoff = self._back_off(exc, outbox, backoff)
                         continue
                 rows = outbox.pending(self.batch)
                 if not rows:
@@ -184,10 +189,7 @@ class Forwarder:
                 try:
                     self.send(rows)
                 except Exception as exc:  # noqa: BLE001
-                    self._down(exc)
-                    self._refresh(outbox)
-                    self._stop.wait(backoff)
-                    backoff = min(backoff * 2.0, BACKOFF_MAX_S)
+                    backoff = self._back_off(exc, outbox, backoff)
                     continue
                 outbox.delivered(rows[-1]["id"])
                 with self._lock:
