@@ -131,3 +131,25 @@ def test_the_sentence_promises_only_what_every_larger_area_keeps():
     table.recall[0, 3, 1] = 0.5  # the largest spots at the highest contrast are missed half the time
     assert DetectabilityTable.from_dict(table.to_dict()).sentence("dark_spot").startswith(
         "this recipe finds at most 100 % of dark spots")
+
+
+def test_defects_go_on_the_part_mask_inside_the_region_of_interest():
+    from station.app.detectability import placement_mask
+    from station.detectors.variation import VariationModel
+
+    # a bright disc on a dark background: the variation model's automatic part mask finds it
+    yy, xx = np.mgrid[:64, :64]
+    disc = np.where(np.hypot(xx - 32, yy - 32) < 20, 170, 20).astype(np.uint8)
+    images = [np.clip(disc + np.random.default_rng(i).normal(0, 2, disc.shape), 0, 255).astype(np.uint8)
+              for i in range(6)]
+    model = VariationModel(mask="auto")
+    model.fit(images)
+    part = model.part_mask()
+    assert part is not None and part.shape == (64, 64) and part[32, 32] and not part[2, 2]
+
+    recipe = Recipe("t", "variation", {}, threshold=1.0, min_defect_area_px=10.0,
+                    preprocessing={"color_mode": "gray", "roi": [10, 0, 64, 64]})
+    allowed, where = placement_mask(recipe, model, (64, 80))  # the part lies in the ROI at x 10..74
+    assert where == "the part mask" and allowed[32, 42] and not allowed[32, 5] and not allowed[2, 12]
+    allowed, where = placement_mask(recipe, object(), (64, 80))  # no part mask: the region of interest
+    assert where == "the region of interest" and allowed[:, 10:74].all() and not allowed[:, :10].any()
