@@ -30,23 +30,12 @@ def test_the_fast_measured_backbone_is_suggested_without_a_gpu():
 @pytest.mark.gui
 def test_the_wizard_shows_the_note_under_the_backbone(qtbot, ctx):
     pytest.importorskip("pytestqt")
+    from helpers_wizard import wizard_at_detector
     from PySide6.QtWidgets import QLabel
 
-    from station.acquisition.synthetic import SyntheticPart
     from station.core.devices import cuda_available
-    from station.gui.teach import TeachWizard
 
-    w = TeachWizard(ctx)
-    qtbot.addWidget(w)
-    w.show()
-    w.part_page.name.setText("bracket")
-    w.next()
-    part = SyntheticPart(seed=3, size=96)
-    for i in range(4):
-        w.samples_page.add_frame_image(part.render(i).image, f"part {i}")
-    w.next()
-    w.detector_page.select_kind("patchcore")
-    qtbot.waitUntil(w.detector_page.isComplete, timeout=60000)
+    w = wizard_at_detector(qtbot, ctx, "patchcore", 4, timeout=60000)
     note = w.detector_page.findChild(QLabel, "backbone_note")
     combo = w.detector_page.editors["backbone"][0]
     assert "mobilenet_v2" in [combo.itemText(i) for i in range(combo.count())]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 from helpers_detector import register_test_detector
+from helpers_wizard import wizard_at_detector
 from test_genicam_features import FakeHub
 
 pytest.importorskip("pytestqt")
@@ -23,10 +24,8 @@ from station.acquisition.camera_choice import (  # noqa: E402
     with_camera_settings,
 )
 from station.acquisition.gentl import simulated_producer  # noqa: E402
-from station.acquisition.synthetic import SyntheticPart  # noqa: E402
 from station.gui.camera_picker import CameraPicker  # noqa: E402
 from station.gui.camera_settings import CameraSettingsBox  # noqa: E402
-from station.gui.teach import TeachWizard  # noqa: E402
 
 needs_viky = pytest.mark.skipif(simulated_producer() is None, reason="viky.cti (genicam package) not installed")
 
@@ -93,18 +92,8 @@ def test_exposure_and_gain_are_editable_where_the_camera_has_them(qtbot, monkeyp
 
 def test_the_recipe_keeps_the_settings_and_a_camera_gets_them(qtbot, ctx, tmp_path):
     register_test_detector()
-    w = TeachWizard(ctx)
-    qtbot.addWidget(w)
-    w.show()
-    w.part_page.name.setText("lit")
-    w.next()
+    w = wizard_at_detector(qtbot, ctx, "test-zscore", 8, name="lit")
     w.session.camera_settings = {"exposure": 5000.0, "gain": 6.0}  # as the part page leaves them
-    part = SyntheticPart(seed=3, size=96)
-    for i in range(8):
-        w.samples_page.add_frame_image(part.render(i).image, f"part {i}")
-    w.next()
-    w.detector_page.select_kind("test-zscore")
-    qtbot.waitUntil(w.detector_page.isComplete, timeout=10000)
     w.next()
     qtbot.waitUntil(w.train_page.isComplete, timeout=20000)
     w.next()

@@ -5,28 +5,17 @@ from __future__ import annotations
 
 import pytest
 from helpers_detector import register_test_detector
+from helpers_wizard import wizard_at_detector
 
 pytest.importorskip("pytestqt")
 pytestmark = pytest.mark.gui
 
-from station.acquisition.synthetic import SyntheticPart  # noqa: E402
 from station.core.detectability import load_detectability  # noqa: E402
-from station.gui.teach import TeachWizard  # noqa: E402
 
 
 def test_threshold_page_measures_and_follows_the_area(qtbot, ctx):
     register_test_detector()
-    w = TeachWizard(ctx)
-    qtbot.addWidget(w)
-    w.show()
-    w.part_page.name.setText("bracket")
-    w.next()
-    part = SyntheticPart(seed=3, size=96)
-    for i in range(10):
-        w.samples_page.add_frame_image(part.render(i).image, f"part {i}")
-    w.next()
-    w.detector_page.select_kind("test-zscore")
-    qtbot.waitUntil(w.detector_page.isComplete, timeout=10000)
+    w = wizard_at_detector(qtbot, ctx, "test-zscore", 10)
     w.next()
     qtbot.waitUntil(w.train_page.isComplete, timeout=20000)
     w.next()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 from helpers_data import make_mvtec_category
 from helpers_detector import ZScoreDetector, register_test_detector
+from helpers_wizard import wizard_at_detector
 
 pytest.importorskip("pytestqt")
 pytestmark = pytest.mark.gui
@@ -15,7 +16,6 @@ pytestmark = pytest.mark.gui
 from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtWidgets import QApplication, QComboBox, QDoubleSpinBox, QLabel, QTabWidget  # noqa: E402
 
-from station.acquisition.synthetic import SyntheticPart  # noqa: E402
 from station.app.param_docs import docstring_parameters, param_text  # noqa: E402
 from station.core.recipe import load_recipe  # noqa: E402
 from station.detectors.base import DetectorInfo, register  # noqa: E402
@@ -72,17 +72,7 @@ def _type(qtbot, text: str) -> None:
 
 
 def _trained(qtbot, ctx, kind: str = "test-zscore") -> TeachWizard:
-    w = TeachWizard(ctx)
-    qtbot.addWidget(w)
-    w.show()
-    w.part_page.name.setText("bracket")
-    w.next()
-    part = SyntheticPart(seed=3, size=96)
-    for i in range(8):
-        w.samples_page.add_frame_image(part.render(i).image, f"part {i}")
-    w.next()
-    w.detector_page.select_kind(kind)
-    qtbot.waitUntil(w.detector_page.isComplete, timeout=10000)
+    w = wizard_at_detector(qtbot, ctx, kind, 8)
     w.next()
     qtbot.waitUntil(w.train_page.isComplete, timeout=20000)
     return w
