@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QFontMetrics
-from PySide6.QtWidgets import QGridLayout, QGroupBox, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGridLayout, QGroupBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from station.live.shift import ShiftSnapshot
 from station.live.stats import PipelineStats
@@ -36,8 +36,9 @@ class ShiftNumbers(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.labels: dict[str, QLabel] = {}
-        counts = self._group("Shift", [("ok", "OK"), ("ng", "NG"), ("failed", "not inspected (error)"),
-                                       ("out_of_range", "not judged (input)"),
+        # failed and not judged share a row: the screen must fit 768 px of height (issue 13)
+        counts = self._group("Shift", [("ok", "OK"), ("ng", "NG"),
+                                       (("failed", "out_of_range"), "error / not judged"),
                                        ("total", "parts"), ("yield", "yield"), ("since", "since")])
         counts.setToolTip("Since \"New shift\" (kept over a restart). Parts = OK + NG + not inspected + not "
                           "judged (the frame was unlike the teach images: too dark, blurred, no part); yield = OK "
@@ -68,19 +69,27 @@ class ShiftNumbers(QWidget):
         for w in (counts, self.archive_info):  # ``rates`` is placed by the screen (the bottom row)
             layout.addWidget(w)
 
-    def _group(self, title: str, rows: list[tuple[str, str]]) -> QGroupBox:
+    def _group(self, title: str, rows: list[tuple[str | tuple[str, str], str]]) -> QGroupBox:
         box = QGroupBox(title)
         grid = QGridLayout(box)
-        for i, (key, text) in enumerate(rows):
+        for i, (keys, text) in enumerate(rows):
             name = QLabel(text)
             name.setMinimumHeight(name.fontMetrics().height())  # the image shrinks first, never a row
             grid.addWidget(name, i, 0)
-            lab = QLabel("–")
-            lab.setMinimumHeight(lab.fontMetrics().height())
-            lab.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-            reserve_width(lab, {"dropped": "99999 (100%)", "since": "23:59:59"}.get(key, "9999999"), key in BIG_KEYS)
-            grid.addWidget(lab, i, 1)
-            self.labels[key] = lab
+            values = QHBoxLayout()
+            values.setContentsMargins(0, 0, 0, 0)
+            values.addStretch(1)
+            for j, key in enumerate((keys,) if isinstance(keys, str) else keys):
+                if j:
+                    values.addWidget(QLabel("/"))
+                lab = QLabel("–")
+                lab.setMinimumHeight(lab.fontMetrics().height())
+                lab.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                widest = {"dropped": "99999 (100%)", "since": "23:59:59"}.get(key, "9999999" if j == 0 else "99999")
+                reserve_width(lab, widest, key in BIG_KEYS)
+                values.addWidget(lab)
+                self.labels[key] = lab
+            grid.addLayout(values, i, 1)
         return box
 
     def update_numbers(self, snap: ShiftSnapshot, stats: PipelineStats | None, running: bool, camera_fps: float,

@@ -272,7 +272,8 @@ class LivePipeline:
         return self._latest
 
     def last_verdict(self) -> LiveResult | None:
-        """The newest result with a verdict (OK or NG): what a view shows, marked stale when
+        """The newest result with a verdict (OK, NG, or OUT_OF_RANGE: not judged, which a view must
+        show rather than keep an older OK): what a view shows, marked stale when
         :meth:`latest_result` is a failure after it."""
         return self._last_verdict
 

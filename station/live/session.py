@@ -246,8 +246,8 @@ class LiveSession:
 
     # --- what the window polls --------------------------------------------------------------------
     def latest(self) -> LiveResult | None:
-        """The newest inspected frame *with a verdict* (a failed frame leaves the last verdict, which
-        :meth:`health` then marks as stale)."""
+        """The newest frame *with a verdict*, OUT_OF_RANGE included (a failed frame leaves the last
+        verdict, which :meth:`health` then marks as stale)."""
         p = self._pipeline
         return p.last_verdict() if p is not None else None
 
