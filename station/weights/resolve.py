@@ -17,7 +17,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from station.weights.catalogue import check_backbone, find_published, published_by_sha256
+from station.weights.catalogue import PublishedWeights, check_backbone, find_published, published_by_sha256
 from station.weights.errors import WeightsError
 from station.weights.state import (
     file_sha256,
@@ -73,12 +73,8 @@ def load_weights(
         return state, info
     if spec.lower() in _PUBLISHED_ALIASES or spec.upper().rsplit(".", 1)[-1].startswith("IMAGENET"):
         published = find_published(backbone, spec)
-        found = store.find_published(published)
-        if found is None:
-            if not allow_download:
-                raise WeightsError(f"the {published.label} weights are not in {store.root}; "
-                                   + how_to_get(backbone))
-            found = store.download(published, progress=progress)
+        found = _published_file(store, published, allow_download, progress,
+                                f"the {published.label} weights are not in {store.root}")
         return _read(found, backbone), found.info()
     path = Path(spec).expanduser()
     if path.is_file():
@@ -124,12 +120,8 @@ def load_recorded(info: dict[str, Any], store: WeightsStore | None = None,
         published = published_by_sha256(sha)
         if published is None or published.backbone != backbone:
             raise WeightsError(f"the recipe names torchvision weights {label} that torchvision does not publish")
-        found = store.find_published(published)
-        if found is None:
-            if not allow_download:
-                raise WeightsError(f"the recipe was taught with {label}, which is not in {store.root}; "
-                                   + how_to_get(backbone))
-            found = store.download(published, progress=progress)
+        found = _published_file(store, published, allow_download, progress,
+                                f"the recipe was taught with {label}, which is not in {store.root}")
     elif source == "custom":
         found = store.find_by_sha256(sha)
         if found is None:
@@ -142,6 +134,18 @@ def load_recorded(info: dict[str, Any], store: WeightsStore | None = None,
         raise WeightsError(f"the stored weights {found.path} differ from the {label} the recipe was taught "
                            f"with (SHA-256 {found.sha256[:16]}...); results would not be comparable")
     return _read(found, backbone)
+
+
+def _published_file(store: WeightsStore, published: PublishedWeights, allow_download: bool, progress: bool,
+                    missing: str) -> StoredWeights:
+    """The stored file of torchvision's ``published`` weights, downloaded where allowed; else a
+    ``WeightsError`` of ``missing`` and how to get them."""
+    found = store.find_published(published)
+    if found is None:
+        if not allow_download:
+            raise WeightsError(f"{missing}; " + how_to_get(published.backbone))
+        found = store.download(published, progress=progress)
+    return found
 
 
 def _read(found: StoredWeights, backbone: str) -> dict[str, Any]:
