@@ -6,6 +6,9 @@ Reading runs on a worker thread (:class:`~station.gui.workers.Job`) and is bound
 counter), so changing filters quickly never shows an old result. The live pipeline may write the
 database meanwhile: readers use their own read-only connections (WAL). Given the station's context,
 an engineer marks NG parts as false rejects here (``history_marks``: the mark bar under the image).
+
+Over ~450 lines: the table model (sortable by any column) and the dialog around it are one screen; the
+model is the first candidate to move out (``history_table.py``) when the dialog grows again.
 """
 
 from __future__ import annotations
