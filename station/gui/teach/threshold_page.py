@@ -33,8 +33,7 @@ class ThresholdPage(SessionPage):
         self.detectability = DetectabilityView(with_button=True, sentences=False)
         self.panel.add_beside_histogram(self.detectability, 1)
         self.detect_job: Job | None = None
-        self.rescorer = LatestOnlyWorker(lambda req: req[0].score(*req[1:]), name="detectability-rescore",
-                                         parent=self)
+        self.rescorer: LatestOnlyWorker | None = None  # its thread starts with the first measurement
         self.preview_button = QPushButton("Preview on live frames")
         self.preview_button.setCheckable(True)
         self.preview_source = QComboBox()
@@ -75,8 +74,6 @@ class ThresholdPage(SessionPage):
         self.panel.estimate_changed.connect(self._estimate_changed)
         self.preview_button.toggled.connect(self._toggle_preview)
         self.detectability.compute_requested.connect(self.measure_detectability)
-        self.rescorer.result.connect(self._rescored)
-        self.rescorer.failed.connect(lambda _id, msg: self.detectability.set_status(f"cannot score: {msg}"))
 
     def initializePage(self) -> None:
         s = self.session
@@ -142,6 +139,11 @@ class ThresholdPage(SessionPage):
     def _measured(self, maps: Any) -> None:
         self._measure_ended()
         self.session.detectability_maps = maps
+        if self.rescorer is None:
+            self.rescorer = LatestOnlyWorker(lambda req: req[0].score(*req[1:]), name="detectability-rescore",
+                                             parent=self)
+            self.rescorer.result.connect(self._rescored)
+            self.rescorer.failed.connect(lambda _id, msg: self.detectability.set_status(f"cannot score: {msg}"))
         self._rescore()
 
     def _measure_failed(self, message: str, details: str) -> None:
@@ -150,12 +152,13 @@ class ThresholdPage(SessionPage):
 
     def _rescore(self) -> None:
         s = self.session
-        if s.detectability_maps is not None and s.estimate is not None:
+        if self.rescorer is not None and s.detectability_maps is not None and s.estimate is not None:
             self.rescorer.submit((s.detectability_maps, s.estimate.threshold, s.estimate.min_defect_area_px,
                                   s.pixel_size_mm))
 
     def _rescored(self, request_id: int, request: Any, table: Any) -> None:
-        if request_id != self.rescorer.latest_id or request[0] is not self.session.detectability_maps:
+        if (self.rescorer is None or request_id != self.rescorer.latest_id
+                or request[0] is not self.session.detectability_maps):
             return  # a newer area is being scored, or the training changed
         self.session.detectability = table
         self.detectability.set_table(table)
@@ -229,7 +232,8 @@ class ThresholdPage(SessionPage):
     def shutdown(self) -> None:
         self.stop_preview()
         self.panel.shutdown()
-        self.rescorer.stop()
+        if self.rescorer is not None:
+            self.rescorer.stop()
         if self.detect_job is not None:
             self.detect_job.cancel()
             self.detect_job.wait(1.5)
