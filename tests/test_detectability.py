@@ -116,6 +116,12 @@ def test_cli_eval_synthetic_prints_and_stores_the_table(tmp_path, capsys):
     assert stored is not None and stored.recall.shape == (4, 3, 2) and stored.n_images == 3
     assert stored.min_defect_area_px == 30.0
 
+    # at another minimum area (the threshold re-estimated from the validation maps), printed only
+    assert main(["eval", "--synthetic", str(part), "--data", str(good), "--images", "2", "--per-cell", "1",
+                 "--min-area", "60", "--no-store", "--device", "cpu"]) == 0
+    assert "minimum defect area 60 px" in capsys.readouterr().out
+    assert load_detectability(load_recipe(part).path).min_defect_area_px == 30.0
+
     # a recipe that does not say what it was taught from, without --data: one clear line
     with pytest.raises(SystemExit, match="name the good images with --data"):
         main(["eval", "--synthetic", str(part), "--device", "cpu"])

@@ -34,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, help="output folder (default: runs/eval-<part>-<time>)")
     p.add_argument("--min-area", type=float,
                    help="re-estimate the threshold for this minimum defect area (pixels) from the "
-                        "recipe's validation maps")
+                        "recipe's validation maps (with --synthetic too)")
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--no-overlays", action="store_true", help="do not write overlay images")
     p.add_argument("--no-maps", action="store_true", help="do not save raw anomaly maps")
@@ -113,11 +113,19 @@ def run_synthetic(args: argparse.Namespace) -> int:
         raise SystemExit(f"error: {exc}") from None
     for path, msg in problems:
         print(f"skipped {path}: {msg}")
+    if args.min_area is not None:  # what the recipe would catch at another area (stored with that area)
+        from station.core.teach import validation_estimator
+
+        recipe.threshold = validation_estimator(recipe).estimate(args.min_area).threshold
+        recipe.min_defect_area_px = float(args.min_area)
     chosen = {k: v for k, v in (("area_factors", args.area_factors), ("contrasts", args.contrasts)) if v}
-    settings = DetectabilitySettings(per_cell=args.per_cell, max_images=args.images, seed=args.seed, **chosen)
+    try:
+        settings = DetectabilitySettings(per_cell=args.per_cell, max_images=args.images, seed=args.seed, **chosen)
+        grid = settings.grid(recipe.min_defect_area_px)
+    except ValueError as exc:
+        raise SystemExit(f"error: {exc}") from None
     t0 = time.perf_counter()
     detector = load_inspector(recipe, device=args.device, backend=args.backend).detector
-    grid = settings.grid(recipe.min_defect_area_px)
     print(f"detectability of {recipe.label} ({recipe.detector_kind}): {grid.n_samples} synthetic defects on "
           f"{len(images)} held-out good images")
     maps = measure(recipe, detector, images, settings, progress=ProgressPrinter(), batch_size=args.batch_size)
