@@ -27,8 +27,9 @@ def pg():
 def test_two_stations_forward_into_one_database_and_results_reads_across(pg, tmp_path, capsys):
     recipe = support.teach_demo_recipe(tmp_path / "models" / "demo")
     url = pg.url.replace("station@", "station:pw-xyz@")  # trust authentication: any password; it must not leak
-    for station, frames in (("line1-a", 12), ("line1-b", 7)):
-        rc = main(["inspect", "--source", f"synthetic://demo?fps=0&count={frames}&live=0&defect_rate=0.5",
+    # line1-b's lamp is dimmed by 10 %: its rows carry the drift watch's warning, which reaches the table too
+    for station, frames, light in (("line1-a", 12, 1.0), ("line1-b", 7, 0.9)):
+        rc = main(["inspect", "--source", f"synthetic://demo?fps=0&count={frames}&live=0&defect_rate=0.5&light={light}",
                    "--recipe", str(recipe), "--db", str(tmp_path / f"{station}.sqlite"), "--no-archive",
                    "--print", "none", "--stats-every", "0", "--postgres", url, "--station-id", station,
                    "--line-config", str(tmp_path / f"{station}.json"), "--save-line-io"])
@@ -37,13 +38,15 @@ def test_two_stations_forward_into_one_database_and_results_reads_across(pg, tmp
     assert "pw-xyz" not in out.out + out.err and "postgres" in out.err
     assert "pw-xyz" in (tmp_path / "line1-a.json").read_text()  # kept (mode 0600) for the next run
     with psycopg.connect(pg.url) as conn:
-        rows = conn.execute("SELECT station_id, sequence, id, verdict FROM results ORDER BY station_id, sequence")
+        rows = conn.execute("SELECT station_id, sequence, id, verdict, warning FROM results "
+                            "ORDER BY station_id, sequence")
         central = [tuple(r) for r in rows]
         assert conn.execute("SELECT version FROM station_schema").fetchone()[0] == SCHEMA_VERSION
     for station in ("line1-a", "line1-b"):
-        local = [(station, r["id"], f"{station}-{r['id']}", r["verdict"])
+        local = [(station, r["id"], f"{station}-{r['id']}", r["verdict"], r["warning"])
                  for r in query(tmp_path / f"{station}.sqlite")]
         assert [c for c in central if c[0] == station] == local
+    assert any(c[4] for c in central if c[0] == "line1-b") and not any(c[4] for c in central if c[0] == "line1-a")
     assert main(["results", "summary", "--central", url]) == 0
     text = capsys.readouterr().out
     assert "19 inspection(s) from 2 station(s)" in text and "line1-a: 12" in text and "line1-b: 7" in text

@@ -20,7 +20,7 @@ from station.lineio.forwarder import Forwarder, LinkError
 from station.lineio.message import result_id
 from station.live.results_db import time_window
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the drift watch's warning (station.result/2)
 _MIGRATION_LOCK = 0x5354_4154  # "STAT": the advisory lock key every station uses for migrations
 MIGRATIONS: dict[int, list[str]] = {  # version -> the statements that bring version - 1 to it
     1: ["""CREATE TABLE IF NOT EXISTS results (
@@ -32,7 +32,7 @@ MIGRATIONS: dict[int, list[str]] = {  # version -> the statements that bring ver
             frame_id       BIGINT,
             recipe         TEXT,
             recipe_version INTEGER,
-            verdict        TEXT             NOT NULL,  -- OK, NG, ERROR
+            verdict        TEXT             NOT NULL,  -- OK, NG, OUT_OF_RANGE (not judged), ERROR
             score          DOUBLE PRECISION,
             threshold      DOUBLE PRECISION,
             n_regions      INTEGER          NOT NULL,
@@ -45,9 +45,11 @@ MIGRATIONS: dict[int, list[str]] = {  # version -> the statements that bring ver
             PRIMARY KEY (station_id, sequence))""",
         "CREATE INDEX IF NOT EXISTS results_time ON results (time)",
         "CREATE INDEX IF NOT EXISTS results_verdict_time ON results (verdict, time)"],
+    2: ["ALTER TABLE results ADD COLUMN IF NOT EXISTS warning TEXT"],  # the drift watch's warning, if any
 }
 COLUMNS = ("station_id", "sequence", "id", "time", "source", "frame_id", "recipe", "recipe_version", "verdict",
-           "score", "threshold", "n_regions", "largest_area", "regions", "trigger_id", "latency_ms", "error")
+           "score", "threshold", "n_regions", "largest_area", "regions", "trigger_id", "latency_ms", "error",
+           "warning")
 
 
 class CentralError(Exception):
@@ -95,7 +97,7 @@ def _values(station_id: str, r: dict[str, Any]) -> tuple[Any, ...]:
     return (station_id, int(r["id"]), result_id(station_id, r["id"]), datetime.fromtimestamp(float(r["time"])).astimezone(),
             r.get("source"), r.get("frame_id"), r.get("recipe"), r.get("recipe_version"), r["verdict"], r.get("score"),
             r.get("threshold"), len(regions), largest, json.dumps(regions), r.get("trigger_id"), r.get("latency_ms"),
-            r.get("error"))
+            r.get("error"), r.get("warning"))
 
 
 class PostgresForwarder(Forwarder):
