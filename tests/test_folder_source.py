@@ -63,13 +63,13 @@ def test_pacing(category):
     t0 = time.monotonic()
     for _ in range(6):
         assert src.next_frame(timeout=1.0) is not None
-    assert 0.18 <= time.monotonic() - t0 < 1.0
+    assert 0.18 <= time.monotonic() - t0 < 5.0  # paced; the upper bound only catches a stall, on any load
     slow = FolderSource(category, fps=0.5, split="train")
     slow.start()
     slow.next_frame()
     t0 = time.monotonic()
     assert slow.next_frame(timeout=0.05) is None
-    assert time.monotonic() - t0 < 0.4
+    assert time.monotonic() - t0 < 1.5  # the frame is 2 s away: returning before it means no blocking
 
 
 def test_plain_folder_with_a_corrupt_file(tmp_path):

@@ -181,7 +181,7 @@ def test_a_trigger_that_never_comes_does_not_block_or_lose_the_camera():
     t0 = time.monotonic()
     for _ in range(5):
         assert src.next_frame(timeout=0.1) is None
-    assert time.monotonic() - t0 < 2.0
+    assert time.monotonic() - t0 < 5.0  # five short waits, not a hang
     assert src.state is SourceState.ACQUIRING  # waiting for a part is not a fault
     src.software_trigger()
     frame = src.next_frame(timeout=1.0)

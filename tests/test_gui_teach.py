@@ -181,7 +181,7 @@ def test_closing_the_window_mid_training_is_clean(qtbot, ctx):
     qtbot.waitUntil(lambda: w.first_verdict_s is not None, timeout=20000)
     t0 = time.monotonic()
     w.close()
-    assert time.monotonic() - t0 < 2.0
+    assert time.monotonic() - t0 < 10.0  # a hang, not the speed (2.2 s seen at load 9)
     assert not job.running and job.outcome == "cancelled"
     assert not (ctx.models_dir / "closing").exists()
     leftovers = [p for p in ctx.models_dir.rglob(".saving-*")]
