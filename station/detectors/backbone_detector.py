@@ -18,13 +18,14 @@ import numpy as np
 import torch
 
 from station.core.detector import DetectorError, Prediction
-from station.core.devices import DeviceChoice, fall_back_to_cpu, is_out_of_memory
+from station.core.devices import DeviceChoice, fall_back_to_cpu, is_out_of_memory, pick_device
 from station.core.progress import CancelToken, ProgressCallback
 from station.weights import load_weights
 
 if TYPE_CHECKING:  # the package station.detectors.patchcore imports this module
     from station.detectors.patchcore.geometry import InputGeometry
 
+BACKENDS = ("torch", "onnxruntime")  # "auto" is decided for every detector in station.detectors.runtime
 T = TypeVar("T")
 D = TypeVar("D", bound="BackboneDetector")
 
@@ -43,6 +44,7 @@ class BackboneDetector:
     weights: str
     seed: int
     allow_download: bool
+    threads: int | None
     onnx_dir: Path | None
     weights_info: dict[str, Any] | None
     _state: dict[str, np.ndarray]
@@ -69,6 +71,21 @@ class BackboneDetector:
 
     def _manifest(self) -> dict[str, Any]:
         raise NotImplementedError
+
+    def _set_runtime(self, device: str, backend: str, onnx_dir: str | Path | None, threads: int | None,
+                     allow_download: bool) -> None:
+        """The machine options (never stored in a recipe), and nothing learned yet."""
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
+        self.backend = backend
+        self.onnx_dir = Path(onnx_dir) if onnx_dir is not None else None
+        self.threads = threads
+        self.allow_download = bool(allow_download)
+        self.device = pick_device(device)
+        self.weights_info = None
+        self._net = None
+        self._onnx = None  # an OnnxRunner when backend == "onnxruntime"
+        self._state = {}
 
     # --- fitting ----------------------------------------------------------------------------------------
     def fit(

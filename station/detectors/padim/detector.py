@@ -19,7 +19,6 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from station.core.devices import pick_device
 from station.core.progress import CancelToken, ProgressCallback, checkpoint, report
 from station.detectors.backbone_detector import BackboneDetector
 from station.detectors.base import DetectorError
@@ -36,7 +35,6 @@ from station.weights import BACKBONES, TAPS, load_recorded
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("torch", "onnxruntime")  # "auto" is decided for every detector in station.detectors.runtime
 # Channels kept of the stride-8 + stride-16 taps ("Rd" in the paper). The ResNets keep the paper's
 # counts (100 for ResNet-18, 550 for the 50-layer ones; its Table 1: a random 100 of 448 lost almost
 # nothing to all 448). The light backbones have few channels at those taps (MobileNetV2 32 + 96 = 128,
@@ -120,8 +118,6 @@ class PaDiM(BackboneDetector):
             raise ValueError("sigma must not be negative")
         if int(batch_size) < 1:
             raise ValueError("batch_size must be positive")
-        if backend not in BACKENDS:
-            raise ValueError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
         self.backbone = backbone
         self.weights = str(weights)
         self.n_features = int(n_features) if n_features is not None else default_features(backbone)
@@ -131,15 +127,7 @@ class PaDiM(BackboneDetector):
         self.sigma = float(sigma)
         self.seed = int(seed)
         self.batch_size = int(batch_size)
-        self.backend = backend
-        self.onnx_dir = Path(onnx_dir) if onnx_dir is not None else None
-        self.threads = threads
-        self.allow_download = bool(allow_download)
-        self.device = pick_device(device)
-        self.weights_info: dict[str, Any] | None = None
-        self._net: PaDiMNet | None = None
-        self._onnx = None  # OnnxRunner when backend == "onnxruntime"
-        self._state: dict[str, np.ndarray] = {}
+        self._set_runtime(device, backend, onnx_dir, threads, allow_download)
 
     # --- construction of the network ------------------------------------------------------------------
     def _build(self, state_dict: dict[str, Any], channels: np.ndarray | None = None) -> PaDiMNet:

@@ -18,7 +18,6 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from station.core.devices import pick_device
 from station.core.progress import CancelToken, ProgressCallback, checkpoint, report
 from station.detectors.backbone_detector import BackboneDetector
 from station.detectors.base import DetectorError
@@ -31,7 +30,6 @@ from station.weights import BACKBONES, TAPS, load_recorded
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("torch", "onnxruntime")  # "auto" is decided for every detector in station.detectors.runtime
 PRECISIONS = ("float32", "float16", "bfloat16")
 ONNX_PRECISIONS = ("float32", "int8")
 # Patch features above this size go to a temporary file instead of RAM while the coreset is chosen.
@@ -134,8 +132,6 @@ class PatchCore(BackboneDetector):
             raise ValueError("sigma must not be negative")
         if precision not in PRECISIONS:
             raise ValueError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
-        if backend not in BACKENDS:
-            raise ValueError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
         if onnx_precision not in ONNX_PRECISIONS:
             raise ValueError(f"unknown onnx_precision {onnx_precision!r}; use one of {', '.join(ONNX_PRECISIONS)}")
         self.backbone = backbone
@@ -151,17 +147,9 @@ class PatchCore(BackboneDetector):
         self.seed = int(seed)
         self.batch_size = int(batch_size)
         self.precision = precision
-        self.backend = backend
-        self.onnx_dir = Path(onnx_dir) if onnx_dir is not None else None
-        self.threads = threads
-        self.allow_download = bool(allow_download)
         self.onnx_precision = onnx_precision
-        self.device = pick_device(device)
-        self.weights_info: dict[str, Any] | None = None
-        self._net: PatchCoreNet | None = None
-        self._onnx = None  # OnnxRunner when backend == "onnxruntime"
+        self._set_runtime(device, backend, onnx_dir, threads, allow_download)
         self.onnx_model: str | None = None  # "float32" or "int8": the ONNX model that runs, if any
-        self._state: dict[str, np.ndarray] = {}
 
     # --- construction of the network ------------------------------------------------------------------
     def _build(self, state_dict: dict[str, Any]) -> PatchCoreNet:
