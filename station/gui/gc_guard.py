@@ -77,6 +77,9 @@ def release_memory() -> None:
     t0 = time.perf_counter()
     found = gc.collect()
     trimmed = trim_heap()
+    torch = sys.modules.get("torch")  # only where a deep detector loaded it: the GPU's cached blocks too
+    if torch is not None and torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
     log.debug("memory released: %d objects collected, heap trimmed: %s, %.0f ms", found, trimmed,
               1000 * (time.perf_counter() - t0))
 
