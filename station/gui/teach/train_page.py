@@ -31,6 +31,7 @@ class TrainPage(SessionPage):
         layout.addWidget(self.again, 0, Qt.AlignmentFlag.AlignLeft)
         layout.addStretch(1)
         self.job: Job | None = None
+        self._settled = True  # False from a start until the job's last signal is handled here
         self.progress.cancel_requested.connect(self.cancel)
         self.again.clicked.connect(self.start)
 
@@ -45,6 +46,7 @@ class TrainPage(SessionPage):
         s.invalidate_training()
         device = self.w.ctx.device  # picked on the worker, for detectors that use one
         self.again.hide()
+        self._settled = False
         self.progress.begin("starting")
         self.status.setText(f"Teaching {s.detector_kind} on {len(s.split()[0])} samples…")
         job = Job(lambda progress, cancel: s.train(progress, cancel, device), "training", self)
@@ -59,6 +61,7 @@ class TrainPage(SessionPage):
         self.progress.update_progress(p)
 
     def _finished(self, result: Any) -> None:
+        self._settled = True
         est = result.estimate
         fit = result.recipe.training.get("fit_seconds") or 0.0
         self.progress.end("done")
@@ -67,6 +70,7 @@ class TrainPage(SessionPage):
         self.completeChanged.emit()
 
     def _failed(self, message: str, details: str) -> None:
+        self._settled = True
         self.progress.end("failed")
         self.status.setText(f"<span style='color:#a50e0e'>Training failed: {message}</span>")
         self.again.show()
@@ -74,6 +78,7 @@ class TrainPage(SessionPage):
         self.completeChanged.emit()
 
     def _cancelled(self) -> None:
+        self._settled = True
         self.progress.end("cancelled")
         self.status.setText("Training cancelled. Nothing was saved.")
         self.again.show()
@@ -87,4 +92,6 @@ class TrainPage(SessionPage):
         self.cancel()
 
     def isComplete(self) -> bool:
-        return self.session.result is not None and not (self.job is not None and self.job.running)
+        # settled on the GUI thread, when the job's last signal has been handled: the worker sets the
+        # session's result and ends before its queued `finished` reaches this page
+        return self.session.result is not None and self._settled
