@@ -34,7 +34,13 @@ class MetricsView(QTabWidget):
             self.metrics.horizontalHeaderItem(c).setToolTip(tip)
         self.metrics.verticalHeader().hide()
         self.metrics.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.metrics.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        # the numbers share the width, a long heading wraps: at 1024x768 the last columns were out of sight
+        header = self.metrics.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        header.setMinimumSectionSize(52)
+        header.setDefaultAlignment(Qt.AlignmentFlag(Qt.AlignmentFlag.AlignCenter.value | Qt.TextFlag.TextWordWrap.value))
+        header.setMinimumHeight(2 * header.fontMetrics().height() + 8)  # room for a wrapped heading
         self.roc_plot = pg.PlotWidget(title="ROC")
         self.pro_plot = pg.PlotWidget(title="PRO (up to the FPR limit)")
         for plot, ylabel in ((self.roc_plot, "true-positive rate"), (self.pro_plot, "per-region overlap")):
