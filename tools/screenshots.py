@@ -80,7 +80,9 @@ def main() -> int:
     parser.add_argument("--size", default="1360x860", help="window size")
     parser.add_argument("--width", type=int, default=1200, help="width of the saved PNGs")
     parser.add_argument("--detector", default="variation", help="detector for the demo and the review")
-    parser.add_argument("--bottle", type=Path, default=REPO.parent / "shared" / "data" / "mvtec_ad" / "bottle")
+    bottles = [REPO.parent / "shared" / "data" / "mvtec_ad" / "bottle", Path("/work/shared/data/mvtec_ad/bottle")]
+    parser.add_argument("--bottle", type=Path, default=next((b for b in bottles if b.is_dir()), bottles[0]),
+                        help="the MVTec AD bottle category for the review shots (else the demo part in MVTec layout)")
     parser.add_argument("--per-type", type=int, default=4, help="review: test images per defect type")
     parser.add_argument("--screens", default="1024x768,1920x1080",
                         help="window sizes for Inspect, the parameter page, the summary and the review report shots")
