@@ -20,7 +20,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from screenshots import qt_display, save_png  # noqa: E402
+from screenshots import qt_display, save_png, wait_until  # noqa: E402
 
 # two runs, as a line with a second camera would log them: a cleaner batch, then the demo part (newest,
 # so its NG parts are at the top); (source, share of --frames)
@@ -56,7 +56,6 @@ def main() -> int:
 
 
 def _shoot(args: argparse.Namespace, home: Path) -> int:
-    from PySide6.QtCore import QEventLoop, QTimer
     from PySide6.QtWidgets import QApplication
 
     from station.app.paths import AppPaths
@@ -64,14 +63,7 @@ def _shoot(args: argparse.Namespace, home: Path) -> int:
 
     app = QApplication.instance() or QApplication([])  # noqa: F841 - kept alive for the run
 
-    def wait(cond, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while not cond():
-            if time.monotonic() > deadline:
-                raise TimeoutError("timed out")
-            loop = QEventLoop()
-            QTimer.singleShot(20, loop.quit)
-            loop.exec()
+    wait = wait_until
 
     paths = AppPaths(home)
     dialog = HistoryDialog(paths.results_db, paths.archive, shift_start=lambda: time.time() - 3600)

@@ -49,6 +49,19 @@ def qt_display(platform: str | None, size: str) -> subprocess.Popen | None:
     return xvfb
 
 
+def wait_until(cond, timeout: float, what: str = "the window") -> None:
+    """Run the Qt event loop until ``cond()`` holds; a TimeoutError names what did not come."""
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        loop = QEventLoop()
+        QTimer.singleShot(20, loop.quit)
+        loop.exec()
+
+
 def save_png(image, path: Path, width: int) -> int:
     """Save a QImage as a small PNG (scaled to ``width``, 256-colour palette if Pillow is there)."""
     from PySide6.QtCore import Qt
@@ -109,7 +122,6 @@ def _shoot(args, home: Path) -> int:
         from helpers_detector import register_test_detector
 
         register_test_detector()
-    from PySide6.QtCore import QEventLoop, QTimer
     from PySide6.QtWidgets import QApplication
 
     from station.app.context import StationContext
@@ -118,14 +130,7 @@ def _shoot(args, home: Path) -> int:
 
     app = QApplication.instance() or QApplication([])  # noqa: F841 - kept alive for the run
 
-    def wait(cond, timeout: float, what: str) -> None:
-        deadline = time.monotonic() + timeout
-        while not cond():
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"timed out waiting for {what}")
-            loop = QEventLoop()
-            QTimer.singleShot(20, loop.quit)
-            loop.exec()
+    wait = wait_until
 
     def pause(seconds: float) -> None:
         end = time.monotonic() + seconds

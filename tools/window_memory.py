@@ -51,7 +51,6 @@ def main() -> int:
 
 
 def _run(args, home: Path) -> int:
-    from PySide6.QtCore import QEventLoop, QTimer
     from PySide6.QtWidgets import QApplication
 
     from station.app.context import StationContext
@@ -64,14 +63,7 @@ def _run(args, home: Path) -> int:
     phases: dict[str, float] = {"imports": rss_mb()}
     t0 = time.monotonic()
 
-    def wait(cond, timeout: float, what: str) -> None:
-        deadline = time.monotonic() + timeout
-        while not cond():
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"timed out waiting for {what}")
-            loop = QEventLoop()
-            QTimer.singleShot(20, loop.quit)
-            loop.exec()
+    from screenshots import wait_until as wait  # one event-loop wait for the window tools
 
     def settle(name: str, seconds: float = 3.0) -> None:
         """Let the window run (its collector's timer included), then note the RSS."""
