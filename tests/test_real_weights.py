@@ -29,16 +29,7 @@ MIN_IMAGE_AUC_INT8, MIN_PIXEL_AUC_INT8 = 0.85, 0.80
 
 
 @pytest.fixture(scope="module")
-def station_home(tmp_path_factory):
-    home = tmp_path_factory.mktemp("home")
-    patch = pytest.MonkeyPatch()
-    patch.setenv("STATION_HOME", str(home))
-    yield home
-    patch.undo()
-
-
-@pytest.fixture(scope="module")
-def mobilenet_weights(station_home, tmp_path_factory) -> str:
+def mobilenet_weights(store_home, tmp_path_factory) -> str:
     """The real ImageNet MobileNetV2 in the station's weights store; its ``weights=`` spec."""
     return import_real_mobilenet(tmp_path_factory.mktemp("w"))
 
